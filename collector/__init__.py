@@ -1,0 +1,1 @@
+"""lightspan.collector"""

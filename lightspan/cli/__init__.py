@@ -1,0 +1,1 @@
+"""The ``lightspan`` command. Each subcommand lives in its part and is imported only when run."""

@@ -1,0 +1,1 @@
+"""lightspan demo: the whole loop on one machine."""
