@@ -41,8 +41,8 @@ def schema() -> None:
 @_ttl
 def apply(dsn: str | None, cluster: str | None, ttl_days: int) -> None:
     """Create or upgrade the tables (idempotent; a newer store than this lightspan is an error)."""
-    from lightspan.storage import SchemaError, StorageError, apply_schema, connect, parse_dsn
     from lightspan.schemas import ddl
+    from lightspan.storage import SchemaError, StorageError, apply_schema, connect, parse_dsn
 
     try:
         parsed = parse_dsn(dsn)
@@ -75,8 +75,8 @@ def print_(database: str, cluster: str | None, ttl_days: int) -> None:
 @_dsn
 def version(dsn: str | None) -> None:
     """Print the schema version of a store and of this lightspan."""
-    from lightspan.storage import StorageError, connect, current_version, parse_dsn
     from lightspan.schemas import ddl
+    from lightspan.storage import StorageError, connect, current_version, parse_dsn
 
     try:
         parsed = parse_dsn(dsn)
