@@ -23,6 +23,10 @@ _LAZY = {
     "tool": "lightspan.instrumentation",
     "emit_reward": "lightspan.instrumentation",
     "context_executor": "lightspan.instrumentation",
+    "uninstrument": "lightspan.instrumentation",
+    "current_rollout": "lightspan.instrumentation",
+    "with_context": "lightspan.instrumentation",
+    "tool_call_id": "lightspan.instrumentation",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

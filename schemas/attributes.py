@@ -122,6 +122,23 @@ GAP_NODE_ID = "lightspan.gap.node.id"
 GAP_NODE_DEPENDS = "lightspan.gap.node.depends"
 GAP_NODE_STATUS = "lightspan.gap.node.status"
 GAP_SCHEDULER = "lightspan.gap.scheduler"
+#: Number of nodes in the plan (on the plan span).
+GAP_NODE_COUNT = "lightspan.gap.node.count"
+#: Where the plan came from: "llm", "given" (plan_text passed in) or "heuristic" (fallback split).
+GAP_PLAN_SOURCE = "lightspan.gap.plan.source"
+#: The user query the plan answers (content; on the plan span).
+GAP_QUERY = "lightspan.gap.query"
+#: The synthesized final answer (content; on the plan span).
+GAP_ANSWER = "lightspan.gap.answer"
+#: Sum of node times / critical-path time of the run (float; on the plan span).
+GAP_SPEEDUP = "lightspan.gap.speedup"
+#: The node's task text as planned, before placeholders are filled (on the node span).
+GAP_NODE_DESCRIPTION = "lightspan.gap.node.description"
+#: The node's result (content, JSON; on the node span).
+GAP_NODE_RESULT = "lightspan.gap.node.result"
+#: Values of lightspan.gap.plan.source / lightspan.gap.scheduler.
+GAP_PLAN_SOURCES = ("llm", "given", "heuristic")
+GAP_SCHEDULERS = ("dependency", "level", "sequential")
 
 #: Set by the collector when an attribute was cut to the size limit.
 TRUNCATED = "lightspan.truncated"
@@ -176,5 +193,11 @@ AGL_OBJECT_SPAN = "agentlightning.object"
 #: Agent Lightning's legacy reward span name and its single attribute.
 AGL_LEGACY_REWARD_SPAN = "reward"
 AGL_LEGACY_REWARD_KEY = "reward"
+#: AgentOps-era Agent Lightning reward payloads: JSON {"type": "reward", "value": ...} in these keys.
+AGENTOPS_TASK_OUTPUT = "agentops.task.output"
+AGENTOPS_ENTITY_OUTPUT = "agentops.entity.output"
+#: Token ids as Agent Lightning's tracer / vLLM record them on LLM spans (lists of ints).
+AGL_PROMPT_TOKEN_IDS = "prompt_token_ids"
+AGL_RESPONSE_TOKEN_IDS = "response_token_ids"
 
 __all__ = [name for name in dir() if name.isupper()]

@@ -1,0 +1,306 @@
+"""Decode OTLP trace requests and flatten them into columns of the spans table.
+
+The flattening follows the OpenTelemetry Collector ClickHouse exporter (``exporter/clickhouseexporter``):
+hex ``TraceId``/``SpanId``, ``Timestamp`` = start time in ns, ``Duration`` = end - start in ns,
+``SpanKind`` as pdata names (``Server``, ``Client``, ``Internal``, ``Producer``, ``Consumer``,
+``Unspecified``), ``StatusCode`` as ``Unset``/``Ok``/``Error``, ``ServiceName`` from the resource's
+``service.name``, scope name/version in their own columns, attribute values as strings (ints in decimal,
+doubles as JSON numbers, bools ``true``/``false``, bytes base64, arrays and maps as JSON), events and links
+as Nested arrays. Then foreign conventions are mapped, redaction and the size limit applied, and the
+RL columns filled explicitly.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+from decimal import Decimal
+from typing import Any
+
+from lightspan.schemas import attributes as A
+from lightspan.schemas import ddl
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+from .conventions import map_conventions
+from .redact import Redactor
+
+#: Columns the collector writes (IngestedAt is left to its DEFAULT).
+COLUMNS: list[str] = [c for c in ddl.SPANS_COLUMNS if c != "IngestedAt"]
+
+SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
+STATUS_CODES = ("Unset", "Ok", "Error")
+_SERVICE_NAME = "service.name"
+
+
+class MalformedRequest(ValueError):
+    """The request body is not a valid OTLP trace export; the message says what is wrong."""
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    req = ExportTraceServiceRequest()
+    try:
+        req.ParseFromString(body)
+    except Exception as exc:  # google.protobuf.message.DecodeError and upb variants
+        raise MalformedRequest(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+    return req
+
+
+def _hex_to_b64(value: Any, what: str) -> Any:
+    if not isinstance(value, str) or not value:
+        return value
+    try:
+        return base64.b64encode(bytes.fromhex(value)).decode()
+    except ValueError:
+        raise MalformedRequest(f"{what} must be a hex string, got {value[:40]!r}") from None
+
+
+def decode_json(body: bytes) -> ExportTraceServiceRequest:
+    """OTLP/JSON: like proto3 JSON, except trace and span ids are hex, not base64."""
+    from google.protobuf import json_format
+
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedRequest("OTLP/JSON body must be an object with 'resourceSpans'")
+    try:
+        for rs in doc.get("resourceSpans") or doc.get("resource_spans") or []:
+            for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []:
+                for span in ss.get("spans") or []:
+                    for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
+                        if key in span:
+                            span[key] = _hex_to_b64(span[key], key)
+                    for link in span.get("links") or []:
+                        for key in ("traceId", "spanId", "trace_id", "span_id"):
+                            if key in link:
+                                link[key] = _hex_to_b64(link[key], f"link {key}")
+        req = ExportTraceServiceRequest()
+        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
+    except MalformedRequest:
+        raise
+    except (AttributeError, TypeError) as exc:
+        raise MalformedRequest(f"OTLP/JSON body has the wrong shape: {exc}") from None
+    except json_format.ParseError as exc:
+        raise MalformedRequest(f"OTLP/JSON body does not match ExportTraceServiceRequest: {exc}") from None
+    return req
+
+
+def float_str(f: float) -> str:
+    """A double the way Go's JSON encoder (and so the contrib exporter) prints it: 1 not 1.0."""
+    if math.isnan(f) or math.isinf(f):
+        return str(f)
+    if f == int(f) and abs(f) < 1e21:
+        return str(int(f))
+    r = repr(f)
+    if "e" in r and 1e-6 <= abs(f) < 1e21:
+        return format(Decimal(r), "f")
+    if "e" in r:
+        mant, exp = r.split("e")
+        return f"{mant}e{exp[0]}{exp[1:].lstrip('0')}" if exp[0] == "-" else f"{mant}e+{exp.lstrip('+0')}"
+    return r
+
+
+def _raw(v: Any) -> Any:
+    """An AnyValue as a plain Python value (for JSON encoding of arrays and maps)."""
+    w = v.WhichOneof("value")
+    if w == "string_value":
+        return v.string_value
+    if w == "int_value":
+        return v.int_value
+    if w == "double_value":
+        return v.double_value
+    if w == "bool_value":
+        return v.bool_value
+    if w == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    if w == "array_value":
+        return [_raw(x) for x in v.array_value.values]
+    if w == "kvlist_value":
+        return {kv.key: _raw(kv.value) for kv in v.kvlist_value.values}
+    return None
+
+
+def _slow_str(v: Any, w: str | None) -> str:
+    if w == "int_value":
+        return str(v.int_value)
+    if w == "bool_value":
+        return "true" if v.bool_value else "false"
+    if w == "double_value":
+        return float_str(v.double_value)
+    if w == "bytes_value":
+        return base64.b64encode(v.bytes_value).decode()
+    if w in ("array_value", "kvlist_value"):
+        return json.dumps(_raw(v), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+    return ""
+
+
+def attrs_to_dict(kvs: Any) -> dict[str, str]:
+    out = {}
+    for kv in kvs:
+        v = kv.value
+        w = v.WhichOneof("value")
+        out[kv.key] = v.string_value if w == "string_value" else _slow_str(v, w)
+    return out
+
+
+def _uint(value: str | None) -> int:
+    if not value:
+        return 0
+    try:
+        n = int(value)
+    except ValueError:
+        try:
+            n = int(float(value))
+        except (ValueError, OverflowError):
+            return 0
+    return n if n >= 0 else 0
+
+
+def _float_or_none(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        f = float(value)
+    except ValueError:
+        return None
+    return f if math.isfinite(f) else None
+
+
+def _gap_level(value: str | None) -> int:
+    if not value:
+        return -1
+    try:
+        return int(value)
+    except ValueError:
+        return -1
+
+
+class Flattened:
+    """Columns for one insert: ``columns[name]`` lists, ``rows`` spans, plus what was rejected and why."""
+
+    __slots__ = ("columns", "rows", "rejected", "errors")
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list] = {c: [] for c in COLUMNS}
+        self.rows = 0
+        self.rejected = 0
+        self.errors: list[str] = []
+
+    def extend(self, other: Flattened) -> None:
+        for name, col in self.columns.items():
+            col.extend(other.columns[name])
+        self.rows += other.rows
+
+    def error_message(self) -> str:
+        if not self.errors:
+            return ""
+        more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+        return "; ".join(self.errors[:3]) + more
+
+
+def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) -> Flattened:
+    """Rows of the spans table for every storable span in ``req``; the others are counted as rejected."""
+    out = Flattened()
+    c = out.columns
+    ts, tid, sid, psid, tstate = c["Timestamp"], c["TraceId"], c["SpanId"], c["ParentSpanId"], c["TraceState"]
+    sname, skind, svc, rattr = c["SpanName"], c["SpanKind"], c["ServiceName"], c["ResourceAttributes"]
+    scname, scver, sattr, dur = c["ScopeName"], c["ScopeVersion"], c["SpanAttributes"], c["Duration"]
+    stcode, stmsg = c["StatusCode"], c["StatusMessage"]
+    ev_ts, ev_name, ev_attr = c["Events.Timestamp"], c["Events.Name"], c["Events.Attributes"]
+    ln_tid, ln_sid, ln_ts, ln_attr = c["Links.TraceId"], c["Links.SpanId"], c["Links.TraceState"], c["Links.Attributes"]
+    rl = [c[name] for name in ddl.LIGHTSPAN_SPAN_COLUMNS if name != "IngestedAt"]
+    (rollout, task, attempt, op, agent, provider, rmodel, respmodel, respid, tool, toolcall, intok, outtok,
+     rval, rname, gaplevel, gapnode) = rl  # fmt: skip
+    redact = redactor.apply if redactor is not None and redactor.active else None
+    limit = redactor.limit if redactor is not None and redactor.max_attribute_bytes else None
+    errors = out.errors
+    for rs in req.resource_spans:
+        res = attrs_to_dict(rs.resource.attributes)
+        if redact:
+            redact(res)
+        if limit:
+            limit(res)
+        service = res.get(_SERVICE_NAME, "")
+        for ss in rs.scope_spans:
+            scope_name, scope_version = ss.scope.name, ss.scope.version
+            for span in ss.spans:
+                trace_id, span_id = span.trace_id, span.span_id
+                if len(trace_id) != 16 or len(span_id) != 8 or trace_id == b"\0" * 16:
+                    out.rejected += 1
+                    errors.append(
+                        f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes "
+                        f"(got {len(trace_id)} and {len(span_id)})"
+                    )
+                    continue
+                start, end = span.start_time_unix_nano, span.end_time_unix_nano
+                name = span.name
+                a = attrs_to_dict(span.attributes)
+                map_conventions(a, name)
+                if redact:
+                    redact(a)
+                if limit:
+                    limit(a)
+                ts.append(start)
+                tid.append(trace_id.hex())
+                sid.append(span_id.hex())
+                psid.append(span.parent_span_id.hex())
+                tstate.append(span.trace_state)
+                sname.append(name)
+                skind.append(SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else "Unspecified")
+                svc.append(service)
+                rattr.append(res)
+                scname.append(scope_name)
+                scver.append(scope_version)
+                sattr.append(a)
+                dur.append(end - start if end > start else 0)
+                status = span.status
+                stcode.append(STATUS_CODES[status.code] if 0 <= status.code < 3 else "Unset")
+                stmsg.append(status.message)
+                events = span.events
+                if events:
+                    ev_ts.append([e.time_unix_nano for e in events])
+                    ev_name.append([e.name for e in events])
+                    ev_attr.append([attrs_to_dict(e.attributes) for e in events])
+                else:
+                    ev_ts.append([])
+                    ev_name.append([])
+                    ev_attr.append([])
+                links = span.links
+                if links:
+                    ln_tid.append([ln.trace_id.hex() for ln in links])
+                    ln_sid.append([ln.span_id.hex() for ln in links])
+                    ln_ts.append([ln.trace_state for ln in links])
+                    ln_attr.append([attrs_to_dict(ln.attributes) for ln in links])
+                else:
+                    ln_tid.append([])
+                    ln_sid.append([])
+                    ln_ts.append([])
+                    ln_attr.append([])
+                get = a.get
+                rollout.append(get(A.ROLLOUT_ID) or get(A.AGL_ROLLOUT_ID) or "")
+                task.append(get(A.TASK_ID, ""))
+                attempt.append(_uint(get(A.ATTEMPT)))
+                op.append(get(A.GEN_AI_OPERATION_NAME, ""))
+                agent.append(get(A.GEN_AI_AGENT_NAME, ""))
+                provider.append(get(A.GEN_AI_PROVIDER_NAME) or get(A.OLD_GEN_AI_SYSTEM) or "")
+                rmodel.append(get(A.GEN_AI_REQUEST_MODEL, ""))
+                respmodel.append(get(A.GEN_AI_RESPONSE_MODEL, ""))
+                respid.append(get(A.GEN_AI_RESPONSE_ID, ""))
+                tool.append(get(A.GEN_AI_TOOL_NAME, ""))
+                toolcall.append(get(A.GEN_AI_TOOL_CALL_ID, ""))
+                intok.append(_uint(get(A.GEN_AI_USAGE_INPUT_TOKENS)))
+                outtok.append(_uint(get(A.GEN_AI_USAGE_OUTPUT_TOKENS)))
+                rval.append(_float_or_none(get(A.REWARD_VALUE)))
+                rname.append(get(A.REWARD_NAME, ""))
+                gaplevel.append(_gap_level(get(A.GAP_LEVEL)))
+                gapnode.append(get(A.GAP_NODE_ID, ""))
+                out.rows += 1
+    return out
+
+
+def span_count(req: ExportTraceServiceRequest) -> int:
+    return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+
+

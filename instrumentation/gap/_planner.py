@@ -1,0 +1,289 @@
+"""``GAPPlanner``: plan (LLM or given text or heuristic) -> DAG -> parallel execution -> answer,
+traced as ``plan {agent}`` > ``gap.level {i}`` > ``gap.node {id}`` > tool / LLM spans."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from lightspan.schemas import attributes as A
+from opentelemetry import trace
+
+from .._content import set_content
+from ..context import context_executor
+from ..rollout import get_tracer
+from . import _schedule
+from ._chat import complete, describe_llm
+from ._graph import Graph, build_dag
+from ._heuristic import heuristic_decompose
+from ._parse import PlanError, parse_plan, render_result
+from ._prompt import answer_messages, planning_messages
+from ._run import RunState, current_run, use_run
+from ._task import Task, TaskStatus
+from ._tools import build_registry
+
+__all__ = ["GAPPlanner"]
+
+_log = logging.getLogger(__name__)
+
+
+class GAPPlanner:
+    """Graph-based Agent Planning: decompose a query into a task DAG and run independent tasks at once.
+
+    >>> planner = GAPPlanner(tools=[search])                       # doctest: +SKIP
+    >>> result = await planner.execute_plan("Compare Paris and London", plan_text=plan)  # doctest: +SKIP
+
+    :param llm: chat client for planning, text nodes and the answer: ``openai.OpenAI``/``AsyncOpenAI``
+        (or Anthropic) client, or a callable ``(messages) -> str`` (sync or async). ``None``: heuristic
+        planning, text nodes echo their text, the answer is the last tasks' results.
+    :param model: model name passed to the client (required for client objects).
+    :param tools: dict name -> callable or list of callables (sync or async); plain ones are wrapped
+        with ``lightspan.instrumentation.tool`` so each call is an ``execute_tool`` span.
+    :param agent_name: names the ``plan {agent}`` span (``gen_ai.agent.name``).
+    :param max_concurrency: most tool/LLM calls of one plan in flight at once (also the thread pool size
+        for sync tools).
+    :param node_timeout_s: per-node time limit (``None``: none); a node past it fails, its dependents are
+        skipped. A sync tool cannot be interrupted: its thread finishes in the background.
+    :param scheduler: ``"dependency"`` (start each node once its own dependencies are done; default),
+        ``"level"`` (the paper's level-synchronous execution) or ``"sequential"`` (one call at a time).
+    :param fanout_separator: ``search("A | B")`` calls the tool once per part, concurrently (``None``: off).
+    :param llm_client: the user guide's name for ``llm``.
+    :param history_limit: how many past results ``execution_history`` keeps (statistics count all).
+    """
+
+    def __init__(
+        self,
+        llm: Any = None,
+        *,
+        model: str | None = None,
+        tools: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]] | None = None,
+        agent_name: str = "gap",
+        max_concurrency: int = 8,
+        node_timeout_s: float | None = 30.0,
+        scheduler: str = "dependency",
+        fanout_separator: str | None = "|",
+        llm_client: Any = None,
+        history_limit: int = 1000,
+    ) -> None:
+        if llm is not None and llm_client is not None:
+            raise ValueError("pass llm or llm_client (its older name), not both")
+        llm = llm if llm is not None else llm_client
+        if llm is not None:
+            describe_llm(llm)
+        if scheduler not in A.GAP_SCHEDULERS:
+            raise ValueError(f"scheduler must be one of {', '.join(A.GAP_SCHEDULERS)}, got {scheduler!r}")
+        if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
+            raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
+        if node_timeout_s is not None and not (isinstance(node_timeout_s, (int, float)) and node_timeout_s > 0):
+            raise ValueError(f"node_timeout_s must be a positive number of seconds or None, got {node_timeout_s!r}")
+        if not isinstance(agent_name, str) or not agent_name:
+            raise ValueError(f"agent_name must be a non-empty string, got {agent_name!r}")
+        if fanout_separator is not None and (not isinstance(fanout_separator, str) or not fanout_separator.strip()):
+            raise ValueError(f"fanout_separator must be a non-blank string or None, got {fanout_separator!r}")
+        self.llm = llm
+        self.model = model
+        self.tools: dict[str, Any] = build_registry(tools)
+        self.agent_name = agent_name
+        self.max_concurrency = max_concurrency
+        self.node_timeout_s = node_timeout_s
+        self.scheduler = scheduler
+        self.fanout_separator = fanout_separator
+        self.execution_history: deque[dict[str, Any]] = deque(maxlen=history_limit)
+        self._totals = {"speedup": 0.0, "tasks": 0.0, "levels": 0.0, "time_ms": 0.0, "n": 0}
+        self._executor: Any = None
+
+    # -- the user guide's API --------------------------------------------------------------------
+    def parse_plan(self, plan_text: str) -> list[Task]:
+        """Parse a ``<plan>``/``<graph>`` text into tasks (see :func:`parse_plan`)."""
+        return parse_plan(plan_text)
+
+    def build_dag(self, tasks: Iterable[Task]) -> dict[int, list[Task]]:
+        """``{level: [Task, ...]}`` by Kahn's algorithm; ``ValueError`` on cycles and bad ids."""
+        return build_dag(tasks)
+
+    async def execute_level(self, level: list[Task], context: dict[str, Any]) -> dict[str, Any]:
+        """Run one level's tasks concurrently under a ``gap.level`` span.
+
+        ``context`` maps task id -> result of the tasks already done; the results of this level's
+        completed tasks are added to it. Returns ``{task_id: {"result", "execution_time_ms", "status",
+        "error"}}``. A task whose dependency is missing from ``context`` is skipped.
+        """
+        index = next((t.level for t in level if t.level is not None), 0)
+        span = get_tracer().start_span(
+            A.SPAN_GAP_LEVEL.format(index=index), attributes=_schedule.level_attributes(index, len(level))
+        )
+        run = current_run(self)
+        try:
+            with trace.use_span(span, end_on_exit=False), use_run(self, run or RunState(max_concurrency=self.max_concurrency)):
+                if run is not None and not run.parallel:
+                    results = [await self._run_node(t, context, span) for t in level]
+                else:
+                    results = await asyncio.gather(*(self._run_node(t, context, span) for t in level))
+        finally:
+            span.end()
+        return {t.id: obs for t, obs in zip(level, results, strict=True)}
+
+    async def execute_task(self, task: Task, context: Mapping[str, Any]) -> Any:
+        """A node's work: a registered tool call, else an LLM turn (when there is an LLM), else its text.
+
+        Override to customize how one task runs; both schedulers call it. Raises on failure.
+        """
+        return await _schedule.run_task(self, current_run(self), task, context)
+
+    async def execute_plan(self, query: str, plan_text: str | None = None) -> dict[str, Any]:
+        """Plan, build the DAG, run it, synthesize the answer; see the module docs for the result keys."""
+        if not isinstance(query, str):
+            raise TypeError(f"query must be a string, got {type(query).__name__}")
+        started = time.perf_counter()
+        attrs = {
+            A.GEN_AI_OPERATION_NAME: A.OP_PLAN,
+            A.GEN_AI_AGENT_NAME: self.agent_name,
+            A.GAP_SCHEDULER: self._effective_scheduler(),
+        }
+        if self.model:
+            attrs[A.GEN_AI_REQUEST_MODEL] = self.model
+        with get_tracer().start_as_current_span(A.SPAN_GAP_PLAN.format(agent=self.agent_name), attributes=attrs) as span:
+            if span.is_recording():
+                set_content(span, A.GAP_QUERY, query)
+            run = RunState(query=query, max_concurrency=self.max_concurrency, parallel=self.scheduler != "sequential")
+            with use_run(self, run):
+                tasks, source = await self._plan(query, plan_text, span)
+                graph = Graph.from_tasks(tasks)
+                for task in graph.tasks:
+                    task.reset()
+                graph_dict = graph.to_dict()
+                if span.is_recording():
+                    span.set_attributes({
+                        A.GAP_GRAPH: json.dumps(graph_dict, ensure_ascii=False, separators=(",", ":")),
+                        A.GAP_LEVEL_COUNT: len(graph.levels),
+                        A.GAP_NODE_COUNT: len(graph.tasks),
+                        A.GAP_PLAN_SOURCE: source,
+                    })
+                exec_started = time.perf_counter()
+                observations = await self._execute(graph)
+                execution_ms = (time.perf_counter() - exec_started) * 1000.0
+                answer = await self._answer(query, graph)
+            result = self._result(query, graph, observations, answer, source, run, started, execution_ms)
+            result["graph"] = graph_dict
+            if span.is_recording():
+                set_content(span, A.GAP_ANSWER, answer)
+                span.set_attribute(A.GAP_SPEEDUP, result["speedup_factor"])
+        self._record(result)
+        return result
+
+    def get_statistics(self) -> dict[str, float]:
+        """Averages over every ``execute_plan`` call of this planner."""
+        n = self._totals["n"]
+        if not n:
+            return {"avg_speedup": 0.0, "avg_tasks": 0.0, "avg_levels": 0.0, "avg_time_ms": 0.0, "total_executions": 0}
+        return {
+            "avg_speedup": self._totals["speedup"] / n,
+            "avg_tasks": self._totals["tasks"] / n,
+            "avg_levels": self._totals["levels"] / n,
+            "avg_time_ms": self._totals["time_ms"] / n,
+            "total_executions": n,
+        }
+
+    def close(self) -> None:
+        """Shut down the thread pool used for sync tools and sync LLM clients."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+
+    # -- internals --------------------------------------------------------------------------------
+    def _pool(self) -> Any:
+        if self._executor is None:
+            self._executor = context_executor(self.max_concurrency, thread_name_prefix="lightspan-gap")
+        return self._executor
+
+    def _effective_scheduler(self) -> str:
+        # A subclass that overrides execute_level (the guide's customization hook) gets level-synchronous
+        # execution, since that is the method it customizes.
+        if self.scheduler == "dependency" and type(self).execute_level is not GAPPlanner.execute_level:
+            return "level"
+        return self.scheduler
+
+    async def _plan(self, query: str, plan_text: str | None, span: trace.Span) -> tuple[list[Task], str]:
+        if plan_text is not None:
+            tasks = self.parse_plan(plan_text)
+            if not tasks:
+                raise PlanError(
+                    "plan_text holds no plan: expected a <graph> of <node id=...> elements or "
+                    "'Task <n>: <text> | Dependencies: ...' lines"
+                )
+            return tasks, "given"
+        if self.llm is not None:
+            reply = await complete(self.llm, self.model, planning_messages(query, self.tools), self._pool())
+            try:
+                tasks = self.parse_plan(reply)
+                Graph.from_tasks(tasks)
+            except ValueError as exc:
+                _log.warning("GAP: the LLM's plan was unusable (%s); using the heuristic plan", exc)
+                span.add_event("gap.plan_rejected", {"reason": str(exc)})
+            else:
+                if tasks:
+                    return tasks, "llm"
+                span.add_event("gap.plan_fallback", {"reason": "the LLM reply held no plan"})
+        return heuristic_decompose(query), "heuristic"
+
+    async def _execute(self, graph: Graph) -> dict[str, Any]:
+        context: dict[str, Any] = {}
+        scheduler = self._effective_scheduler()
+        if scheduler == "dependency":
+            return await _schedule.run_dependency(self, graph, context)
+        observations: dict[str, Any] = {}
+        for level in graph.level_tasks().values():
+            observations.update(await self.execute_level(level, context))
+        return observations
+
+    async def _run_node(self, task: Task, context: dict[str, Any], level_span: trace.Span | None) -> dict[str, Any]:
+        return await _schedule.run_node(self, task, context, level_span)
+
+    async def _answer(self, query: str, graph: Graph) -> str:
+        done = [t for t in graph.tasks if t.status is TaskStatus.COMPLETE]
+        if self.llm is not None and done:
+            observed = {t.id: (t.description, t.result) for t in done}
+            return await complete(self.llm, self.model, answer_messages(query, observed), self._pool())
+        sinks = [t for t in done if not graph.dependents[t.id]]
+        if len(sinks) == 1:
+            return render_result(sinks[0].result)
+        return "\n".join(f"{t.id}: {render_result(t.result)}" for t in sinks)
+
+    def _result(self, query: str, graph: Graph, observations: dict[str, Any], answer: str, source: str,
+                run: RunState, started: float, execution_ms: float) -> dict[str, Any]:
+        sequential_ms = sum(t.execution_time_ms for t in graph.tasks)
+        critical_ms, path = graph.critical_path()
+        return {
+            "query": query,
+            "answer": answer,
+            "observations": observations,
+            "total_time_ms": (time.perf_counter() - started) * 1000.0,
+            "execution_time_ms": execution_ms,
+            "sequential_time_ms": sequential_ms,
+            "critical_path_ms": critical_ms,
+            "critical_path": path,
+            "speedup_factor": sequential_ms / critical_ms if critical_ms > 0 else 1.0,
+            "task_count": len(graph.tasks),
+            "level_count": len(graph.levels),
+            "tool_calls": run.tool_calls,
+            "success": all(t.status is TaskStatus.COMPLETE for t in graph.tasks),
+            "failed": [t.id for t in graph.tasks if t.status is TaskStatus.FAILED],
+            "skipped": [t.id for t in graph.tasks if t.status is TaskStatus.SKIPPED],
+            "plan_source": source,
+            "scheduler": self._effective_scheduler(),
+            "tasks": [t.to_dict() for t in graph.tasks],
+        }
+
+    def _record(self, result: dict[str, Any]) -> None:
+        self.execution_history.append(result)
+        totals = self._totals
+        totals["n"] += 1
+        totals["speedup"] += result["speedup_factor"]
+        totals["tasks"] += result["task_count"]
+        totals["levels"] += result["level_count"]
+        totals["time_ms"] += result["total_time_ms"]

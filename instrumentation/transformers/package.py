@@ -1,0 +1,1 @@
+_instruments = ("transformers >= 4.40.0",)
