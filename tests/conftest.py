@@ -25,6 +25,20 @@ def chdb_dsn(tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def closing() -> Iterator[object]:
+    """Register clients to close at teardown: chDB allows one open data directory per process."""
+    opened: list = []
+
+    def register(client):
+        opened.append(client)
+        return client
+
+    yield register
+    for client in reversed(opened):
+        client.close()
+
+
+@pytest.fixture
 def ch_client(chdb_dsn: str) -> Iterator[object]:
     """A clickhouse-connect client on a fresh embedded store with lightspan's schema applied."""
     from lightspan.storage import apply_schema, connect

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lightspan.schemas import ddl
 from lightspan.storage import SchemaError, StorageError, apply_schema, connect, current_version, parse_dsn
 
@@ -47,8 +48,8 @@ def test_unreachable_server_is_a_clear_error():
         connect("http://127.0.0.1:1/lightspan", connect_timeout=1)
 
 
-def test_migrations_are_idempotent_and_versioned(chdb_dsn):
-    client = connect(chdb_dsn)
+def test_migrations_are_idempotent_and_versioned(chdb_dsn, closing):
+    client = closing(connect(chdb_dsn))
     assert current_version(client, "lightspan") == 0
     assert apply_schema(client, database="lightspan") == [m.version for m in ddl.MIGRATIONS]
     assert apply_schema(client, database="lightspan") == []
@@ -57,8 +58,8 @@ def test_migrations_are_idempotent_and_versioned(chdb_dsn):
     assert {ddl.SPANS_TABLE, ddl.REWARDS_TABLE, ddl.WATERMARKS_TABLE, ddl.MIGRATIONS_TABLE} <= tables
 
 
-def test_newer_schema_than_code_is_refused(chdb_dsn):
-    client = connect(chdb_dsn)
+def test_newer_schema_than_code_is_refused(chdb_dsn, closing):
+    client = closing(connect(chdb_dsn))
     apply_schema(client, database="lightspan")
     client.insert(f"lightspan.{ddl.MIGRATIONS_TABLE}", [[ddl.SCHEMA_VERSION + 5, "from the future"]],
                   column_names=["Version", "Description"])
@@ -84,8 +85,8 @@ def test_every_rendered_statement_parses_in_clickhouse(ch_client):
                 ch_client.query("SELECT formatQuery({q:String})", parameters={"q": body})
 
 
-def test_ttl_setting_applies(tmp_path):
-    client = connect(f"chdb://{tmp_path}")
+def test_ttl_setting_applies(tmp_path, closing):
+    client = closing(connect(f"chdb://{tmp_path}"))
     apply_schema(client, database="lightspan", ttl_days=3)
     ddl_text = client.command("SHOW CREATE TABLE lightspan.otel_traces")
     assert "toIntervalDay(3)" in ddl_text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 import pytest
+
 from lightspan.schemas import attributes as A
 from lightspan.schemas import ddl
 from lightspan.storage import apply_schema, connect
@@ -134,8 +135,8 @@ def test_rollout_read_uses_the_primary_key(ch_client):
     assert "PrimaryKey" in plan and "RolloutId" in plan
 
 
-def test_same_ddl_and_round_trip_over_the_http_interface(tmp_path):
-    embedded = connect(f"chdb://{tmp_path / 'store'}")
+def test_same_ddl_and_round_trip_over_the_http_interface(tmp_path, closing):
+    embedded = closing(connect(f"chdb://{tmp_path / 'store'}"))
     with ClickHouseHTTPInterface(embedded, port=0, database="lightspan") as server:
         remote = connect(server.url)
         assert apply_schema(remote, database="lightspan") == [m.version for m in ddl.MIGRATIONS]

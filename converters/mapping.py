@@ -1,0 +1,322 @@
+"""Pure mapping of span content onto lightspan's contract: message JSON, foreign conventions, rewards.
+
+One table for every convention the converters read (the collector maps the same conventions on
+ingest; rows written straight by other exporters arrive unmapped, so the converters map them too).
+No ClickHouse, no I/O: every function takes attribute values and returns plain Python values, so this
+module may move to ``schemas/`` unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from lightspan.schemas import attributes as A
+
+try:  # orjson parses token-id arrays about 3x faster; the standard library is the fallback
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - depends on the install
+    _loads = json.loads
+
+Message = dict[str, str]
+
+
+class MappingError(ValueError):
+    """Span content that cannot be read (broken JSON, wrong shape); the message names the attribute."""
+
+
+# ---------------------------------------------------------------------------
+# Messages
+# ---------------------------------------------------------------------------
+def _part_text(part: Any) -> str:
+    """Text of one GenAI semconv message part; tool calls/responses become compact JSON text."""
+    if isinstance(part, str):
+        return part
+    if not isinstance(part, dict):
+        return json.dumps(part, ensure_ascii=False)
+    kind = part.get("type", "text")
+    if kind in ("text", "reasoning") or "content" in part and kind not in ("tool_call", "tool_call_response"):
+        content = part.get("content", "")
+        return content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+    if kind == "tool_call":
+        call = {"name": part.get("name", ""), "arguments": part.get("arguments")}
+        if part.get("id"):
+            call["id"] = part["id"]
+        return json.dumps({"tool_call": call}, ensure_ascii=False)
+    if kind == "tool_call_response":
+        resp = part.get("response", part.get("result", ""))
+        return resp if isinstance(resp, str) else json.dumps(resp, ensure_ascii=False)
+    return json.dumps(part, ensure_ascii=False)
+
+
+def to_message(item: Any, default_role: str = "user") -> Message:
+    """One message as ``{"role", "content"}`` from GenAI semconv (``parts``) or plain (``content``) form."""
+    if isinstance(item, str):
+        return {"role": default_role, "content": item}
+    if not isinstance(item, dict):
+        raise MappingError(f"message must be an object, got {type(item).__name__}")
+    role = str(item.get("role") or default_role)
+    parts = item.get("parts")
+    if type(parts) is list and len(parts) == 1:  # the common case: one text part
+        p = parts[0]
+        if type(p) is dict and p.get("type") == "text" and type(p.get("content")) is str:
+            return {"role": role, "content": p["content"]}
+    if "parts" in item:
+        parts = item["parts"] or []
+        if not isinstance(parts, list):
+            raise MappingError("message 'parts' must be a list")
+        content = "".join(_part_text(p) for p in parts) if len(parts) != 1 else _part_text(parts[0])
+    else:
+        raw = item.get("content", "")
+        if isinstance(raw, list):  # OpenAI content-part arrays
+            content = "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in raw)
+        elif raw is None:
+            content = ""
+        else:
+            content = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
+        if item.get("tool_calls"):
+            calls = "".join(
+                json.dumps({"tool_call": {"name": (c.get("function") or {}).get("name", c.get("name", "")),
+                                          "arguments": (c.get("function") or {}).get("arguments")}},
+                           ensure_ascii=False)
+                for c in item["tool_calls"] if isinstance(c, dict)
+            )
+            content = content + calls
+    return {"role": role, "content": content}
+
+
+def parse_messages(raw: str, key: str = A.GEN_AI_INPUT_MESSAGES, default_role: str = "user") -> list[Message]:
+    """Messages from a JSON attribute value (a list of messages, or one message object)."""
+    if not raw:
+        return []
+    try:
+        data = _loads(raw)
+    except ValueError as exc:
+        raise MappingError(f"{key} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if isinstance(data, dict):
+        data = [data]
+    if not isinstance(data, list):
+        raise MappingError(f"{key} must be a JSON list of messages, got {type(data).__name__}")
+    try:
+        return [to_message(m, default_role) for m in data]
+    except MappingError as exc:
+        raise MappingError(f"{key}: {exc}") from None
+
+
+def system_message(raw: str) -> Message | None:
+    """``gen_ai.system_instructions`` (a list of parts, a string, or JSON text) as one system message."""
+    if not raw:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return {"role": "system", "content": raw}
+    if isinstance(data, list):
+        return {"role": "system", "content": "".join(_part_text(p) for p in data)}
+    if isinstance(data, dict):
+        return {"role": "system", "content": _part_text(data)}
+    return {"role": "system", "content": str(data)}
+
+
+def with_system(prompt: list[Message], system_raw: str) -> list[Message]:
+    sys_msg = system_message(system_raw)
+    if sys_msg is None or (prompt and prompt[0]["role"] == "system"):
+        return prompt
+    return [sys_msg, *prompt]
+
+
+def parse_json_list(raw: str, key: str, kind: type = int) -> list[Any] | None:
+    """A JSON array attribute (token ids, logprobs) or None when absent; bad JSON raises MappingError."""
+    if not raw:
+        return None
+    try:
+        data = _loads(raw)
+    except ValueError as exc:
+        raise MappingError(f"{key} is not valid JSON ({getattr(exc, 'msg', exc)})") from None
+    if not isinstance(data, list):
+        raise MappingError(f"{key} must be a JSON array, got {type(data).__name__}")
+    if not data or (type(data[0]) is kind and type(data[-1]) is kind):  # spot check; avoids a per-item loop
+        return data
+    try:
+        return [kind(x) for x in data]
+    except (TypeError, ValueError):
+        raise MappingError(f"{key} must hold {kind.__name__} values") from None
+
+
+def maybe_json(raw: str) -> Any:
+    """Tool arguments/results: JSON when they parse, the text otherwise."""
+    if not raw:
+        return None
+    try:
+        return _loads(raw)
+    except ValueError:
+        return raw
+
+
+# ---------------------------------------------------------------------------
+# Foreign conventions: which spans are LLM calls, and where their messages live
+# ---------------------------------------------------------------------------
+#: Span attribute keys whose presence marks a span that needs foreign mapping (checked in SQL, too).
+FOREIGN_MARKER_KEYS = (
+    A.OPENINFERENCE_SPAN_KIND,
+    A.OI_AGENT_NAME,
+    A.AGENTOPS_TASK_OUTPUT,
+    A.AGENTOPS_ENTITY_OUTPUT,
+    A.OPENLLMETRY_REQUEST_TYPE,
+    A.OPENLLMETRY_SPAN_KIND,
+    A.OPENLLMETRY_PROMPT_PREFIX + "0.content",
+    A.OI_LLM_INPUT_MESSAGES_PREFIX + "0.message.role",
+)
+#: Span names whose spans carry Agent Lightning rewards.
+AGL_REWARD_SPAN_NAMES = (A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN, A.AGL_REWARD_PREFIX)
+#: Attribute-key prefixes whose presence marks a foreign span (checked in SQL).
+FOREIGN_MARKER_PREFIXES = (A.AGL_REWARD_PREFIX + ".",)
+
+_INDEXED = re.compile(r"^(\d+)\.(.+)$")
+
+
+def _indexed(attrs: dict[str, str], prefix: str, role_key: str, content_key: str) -> list[Message]:
+    rows: dict[int, dict[str, str]] = {}
+    plen = len(prefix)
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        m = _INDEXED.match(key[plen:])
+        if m:
+            rows.setdefault(int(m.group(1)), {})[m.group(2)] = value
+    out = []
+    for i in sorted(rows):
+        r = rows[i]
+        if role_key in r or content_key in r:
+            out.append({"role": r.get(role_key) or "user", "content": r.get(content_key, "")})
+    return out
+
+
+def foreign_llm(attrs: dict[str, str]) -> dict[str, Any] | None:
+    """Map an unmapped OpenInference / OpenLLMetry LLM span onto the contract.
+
+    Returns ``{"operation", "prompt", "completion", "model", "input_tokens", "output_tokens",
+    "mapped_from"}`` or None when the span is not a foreign LLM call.
+    """
+    kind = attrs.get(A.OPENINFERENCE_SPAN_KIND, "")
+    if kind.upper() == "LLM":
+        prompt = _indexed(attrs, A.OI_LLM_INPUT_MESSAGES_PREFIX, "message.role", "message.content")
+        completion = _indexed(attrs, A.OI_LLM_OUTPUT_MESSAGES_PREFIX, "message.role", "message.content")
+        if not prompt and attrs.get(A.OI_INPUT_VALUE):
+            prompt = [{"role": "user", "content": attrs[A.OI_INPUT_VALUE]}]
+        if not completion and attrs.get(A.OI_OUTPUT_VALUE):
+            completion = [{"role": "assistant", "content": attrs[A.OI_OUTPUT_VALUE]}]
+        return {
+            "operation": A.OP_CHAT,
+            "prompt": prompt,
+            "completion": completion,
+            "model": attrs.get(A.OI_LLM_MODEL_NAME, ""),
+            "input_tokens": _int(attrs.get(A.OI_LLM_TOKEN_COUNT_PROMPT)),
+            "output_tokens": _int(attrs.get(A.OI_LLM_TOKEN_COUNT_COMPLETION)),
+            "mapped_from": "openinference",
+        }
+    req_type = attrs.get(A.OPENLLMETRY_REQUEST_TYPE, "")
+    if req_type == "" and kind == "" and not any(k.startswith(A.OPENLLMETRY_PROMPT_PREFIX) for k in attrs):
+        return None
+    has_prompt = any(k.startswith(A.OPENLLMETRY_PROMPT_PREFIX) for k in attrs)
+    if req_type in ("chat", "completion") or (has_prompt and A.OLD_GEN_AI_SYSTEM in attrs):
+        return {
+            "operation": A.OP_TEXT_COMPLETION if req_type == "completion" else A.OP_CHAT,
+            "prompt": _indexed(attrs, A.OPENLLMETRY_PROMPT_PREFIX, "role", "content"),
+            "completion": [
+                {**m, "role": m["role"] if m["role"] != "user" else "assistant"}
+                for m in _indexed(attrs, A.OPENLLMETRY_COMPLETION_PREFIX, "role", "content")
+            ],
+            "model": attrs.get(A.GEN_AI_RESPONSE_MODEL) or attrs.get(A.GEN_AI_REQUEST_MODEL, ""),
+            "input_tokens": _int(attrs.get(A.OLD_GEN_AI_USAGE_PROMPT_TOKENS) or attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS)),
+            "output_tokens": _int(
+                attrs.get(A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS) or attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)
+            ),
+            "mapped_from": "openllmetry",
+            "prompt_token_ids": parse_json_list(attrs.get(A.AGL_PROMPT_TOKEN_IDS, ""), A.AGL_PROMPT_TOKEN_IDS),
+            "completion_token_ids": parse_json_list(attrs.get(A.AGL_RESPONSE_TOKEN_IDS, ""), A.AGL_RESPONSE_TOKEN_IDS),
+        }
+    return None
+
+
+def foreign_tool(attrs: dict[str, str]) -> dict[str, Any] | None:
+    """An OpenInference TOOL span as ``{"tool_name", "arguments", "result"}`` (None otherwise)."""
+    if attrs.get(A.OPENINFERENCE_SPAN_KIND, "").upper() != "TOOL":
+        return None
+    return {
+        "tool_name": attrs.get(A.OI_TOOL_NAME, ""),
+        "arguments": maybe_json(attrs.get(A.OI_TOOL_PARAMETERS) or attrs.get(A.OI_INPUT_VALUE, "")),
+        "result": maybe_json(attrs.get(A.OI_OUTPUT_VALUE, "")),
+    }
+
+
+def _int(raw: str | None) -> int:
+    try:
+        return int(float(raw)) if raw else 0
+    except ValueError:
+        return 0
+
+
+def _float(raw: Any) -> float | None:
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value else None  # NaN is no reward
+
+
+def agl_rewards(span_name: str, attrs: dict[str, str]) -> list[tuple[str, float]]:
+    """Rewards in an Agent Lightning span, as ``[(name, value)]``; the first is named ``primary``.
+
+    Agent Lightning 0.3 emits ``agentlightning.annotation`` spans with flattened
+    ``agentlightning.reward.{i}.name`` / ``.value`` attributes, the first being the primary reward
+    (whatever its name); its ``get_reward_value`` reads any span with such keys. Older releases put
+    ``{"type": "reward", "value": v}`` JSON in ``agentops.task.output`` / ``agentops.entity.output``,
+    or emitted a span named ``reward`` with a ``reward`` attribute.
+    """
+    out: list[tuple[str, float]] = []
+    prefix = A.AGL_REWARD_PREFIX + "."
+    indexed: dict[int, dict[str, str]] = {}
+    for key, raw in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        m = _INDEXED.match(key[len(prefix):])
+        if m:
+            indexed.setdefault(int(m.group(1)), {})[m.group(2)] = raw
+    for n, i in enumerate(sorted(indexed)):
+        value = _float(indexed[i].get("value"))
+        if value is not None:
+            out.append((A.REWARD_DEFAULT_NAME if n == 0 else (indexed[i].get("name") or f"reward_{i}"), value))
+    if out:
+        return out
+    for key in (A.AGENTOPS_TASK_OUTPUT, A.AGENTOPS_ENTITY_OUTPUT):
+        obj = maybe_json(attrs.get(key, ""))
+        if isinstance(obj, dict) and obj.get("type") == "reward" and _float(obj.get("value")) is not None:
+            return [(A.REWARD_DEFAULT_NAME, float(obj["value"]))]
+    if span_name == A.AGL_LEGACY_REWARD_SPAN and A.AGL_LEGACY_REWARD_KEY in attrs:
+        raw = attrs[A.AGL_LEGACY_REWARD_KEY]
+        value = _float(raw)
+        if value is None:
+            obj = maybe_json(raw)
+            value = _float(obj.get("value")) if isinstance(obj, dict) else None
+        if value is not None:
+            out.append((A.REWARD_DEFAULT_NAME, value))
+    return out
+
+
+__all__ = [
+    "AGL_REWARD_SPAN_NAMES",
+    "FOREIGN_MARKER_KEYS",
+    "FOREIGN_MARKER_PREFIXES",
+    "MappingError",
+    "agl_rewards",
+    "foreign_llm",
+    "foreign_tool",
+    "maybe_json",
+    "parse_json_list",
+    "parse_messages",
+    "system_message",
+    "to_message",
+    "with_system",
+]

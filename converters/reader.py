@@ -1,0 +1,352 @@
+"""Read rollouts out of ClickHouse in bounded chunks: select ids page by page, then fetch their spans.
+
+Only plain clickhouse-connect features are used (``query``, ``query_arrow``, ``insert``), so the same
+code runs on embedded chDB and on an ``http://`` ClickHouse-compatible endpoint. Every read of the
+spans and rewards tables uses ``FINAL`` (ReplacingMergeTree dedup of retried exports).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from lightspan.schemas import attributes as A
+from lightspan.schemas import ddl
+
+from .config import Selection
+from .mapping import AGL_REWARD_SPAN_NAMES, FOREIGN_MARKER_KEYS, FOREIGN_MARKER_PREFIXES
+
+if TYPE_CHECKING:  # pragma: no cover
+    from clickhouse_connect.driver.client import Client
+
+
+def q(value: str) -> str:
+    """A ClickHouse string literal."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _qlist(values: list[str]) -> str:
+    return "(" + ",".join(q(v) for v in values) + ")" if values else "('')"
+
+
+def _dt(value: datetime) -> str:
+    if value.tzinfo is not None:
+        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+    return f"toDateTime64({q(value.isoformat(sep=' '))}, 9, 'UTC')"
+
+
+def _attr(key: str) -> str:
+    return f"SpanAttributes[{q(key)}]"
+
+
+_FOREIGN_COND = " OR ".join(
+    [f"mapContains(SpanAttributes, {q(k)})" for k in FOREIGN_MARKER_KEYS]
+    + [f"SpanName IN {_qlist(list(AGL_REWARD_SPAN_NAMES))}"]
+    + [f"arrayExists(k -> startsWith(k, {q(p)}), mapKeys(SpanAttributes))" for p in FOREIGN_MARKER_PREFIXES]
+)
+
+_IS_LLM = "Operation IN (" + ",".join(q(op) for op in sorted(A.LLM_OPERATIONS)) + ")"
+_MSGS_TYPE = "Array(Tuple(role String, content String))"
+
+
+_PARSED_TYPE = "Array(Tuple(role String, parts Array(Tuple(type String, content String)), content String))"
+
+
+def _llm_messages(name: str, x: str, sys: str | None) -> tuple[list[tuple[str, str]], str, str]:
+    """(WITH definitions, ok, messages) SQL for an LLM span's input or output messages.
+
+    ClickHouse parses the JSON once into (role, parts, content) tuples; ``ok`` says the result equals what
+    mapping.py would produce (valid JSON, every message has a role, only text parts, no content arrays or
+    objects, no OpenAI ``tool_calls``), otherwise the raw text goes to Python.
+    """
+    parsed = f"{name}_parsed"
+    # JSONExtract yields [] for invalid JSON, so a non-empty result is also the validity check (one parse).
+    withs = [(parsed, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, '{_PARSED_TYPE}'), [])")]
+    ok = (f"({x} = '' OR (length({parsed}) > 0 AND arrayAll(m -> m.1 != '' AND arrayAll(p -> p.1 = 'text', m.2),"
+          f" {parsed}) AND NOT match({x}, '\"content\"\\s*:\\s*[\\[{{]') AND position({x}, '\"tool_calls\"') = 0))")
+    msgs = f"arrayMap(m -> tuple(m.1, if(empty(m.2), m.3, arrayStringConcat(arrayMap(p -> p.2, m.2)))), {parsed})"
+    if sys is not None:
+        sys_parts = f"{name}_sys"
+        withs.append((sys_parts, f"if({_IS_LLM} AND {sys} != '',"
+                                 f" JSONExtract({sys}, 'Array(Tuple(type String, content String))'), [])"))
+        sys_ok = f"({sys} = '' OR (length({sys_parts}) > 0 AND arrayAll(p -> p.1 = 'text', {sys_parts})))"
+        sys_text = f"arrayStringConcat(arrayMap(p -> p.2, {sys_parts}))"
+        ok = f"({ok} AND {sys_ok})"
+        msgs = (f"if({sys} != '' AND (empty({parsed}) OR {parsed}[1].1 != 'system'),"
+                f" arrayPushFront({msgs}, tuple('system', {sys_text})), {msgs})")
+    return withs, f"{_IS_LLM} AND {ok}", f"CAST(if({_IS_LLM}, {msgs}, []) AS {_MSGS_TYPE})"
+
+
+def _json_array(name: str, x: str, typ: str) -> tuple[list[tuple[str, str]], str, str, str]:
+    """(WITH definitions, valid array, parsed array, raw text when present but not parsed) SQL for token
+    ids/logprobs. One parse: JSONExtract gives [] for invalid JSON, so only a literal empty array is
+    re-checked."""
+    arr = f"{name}_parsed"
+    # Nullable elements: a string or null inside the array becomes NULL (and sends the text to Python)
+    # instead of a silent 0.
+    withs = [(arr, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, 'Array(Nullable({typ}))'), [])")]
+    valid = (f"({_IS_LLM} AND {x} != '' AND ((length({arr}) > 0 AND NOT has({arr}, NULL))"
+             f" OR match({x}, '^\\s*\\[\\s*\\]\\s*$')))")
+    parsed = f"CAST(if({valid}, arrayMap(v -> assumeNotNull(v), {arr}), []) AS Array({typ}))"
+    return withs, valid, parsed, f"if({x} != '' AND NOT {valid}, {x}, '')"
+
+
+_IN_WITH, _IN_OK, _IN_MSGS = _llm_messages("in", _attr(A.GEN_AI_INPUT_MESSAGES), _attr(A.GEN_AI_SYSTEM_INSTRUCTIONS))
+_OUT_WITH, _OUT_OK, _OUT_MSGS = _llm_messages("out", _attr(A.GEN_AI_OUTPUT_MESSAGES), None)
+_P_WITH, _P_OK, _P_ARR, _P_RAW = _json_array("pids", _attr(A.LLM_PROMPT_TOKEN_IDS), "Int64")
+_R_WITH, _R_OK, _R_ARR, _R_RAW = _json_array("rids", _attr(A.LLM_RESPONSE_TOKEN_IDS), "Int64")
+_L_WITH, _L_OK, _L_ARR, _L_RAW = _json_array("lps", _attr(A.LLM_RESPONSE_LOGPROBS), "Float64")
+#: WITH definitions used by SPAN_SELECT (per-row values that are not returned).
+SPAN_WITH: list[tuple[str, str]] = _IN_WITH + _OUT_WITH + _P_WITH + _R_WITH + _L_WITH
+
+#: Columns that stay Arrow arrays (ClickHouse parsed them); rebuild refers to their rows.
+ARROW_COLUMNS = ("in_arr", "out_arr", "p_arr", "r_arr", "l_arr")
+
+#: (alias, SQL expression) of every value the rebuild reads, in order.
+SPAN_SELECT: list[tuple[str, str]] = [
+    ("rid", "RolloutId"),
+    ("trace", "TraceId"),
+    ("sid", "SpanId"),
+    ("pid", "ParentSpanId"),
+    ("start", "toUnixTimestamp64Nano(Timestamp)"),
+    ("dur", "Duration"),
+    ("name", "SpanName"),
+    ("svc", "ServiceName"),
+    ("op", "Operation"),
+    ("agent", "AgentName"),
+    ("task", "TaskId"),
+    ("attempt", "Attempt"),
+    ("model", "if(ResponseModel != '', ResponseModel, RequestModel)"),
+    ("resp_id", "ResponseId"),
+    ("tool", "ToolName"),
+    ("in_tok", "InputTokens"),
+    ("out_tok", "OutputTokens"),
+    ("rval", "RewardValue"),
+    ("rname", "RewardName"),
+    ("gap_level", "GapLevel"),
+    ("gap_node", "GapNodeId"),
+    ("status", "StatusCode"),
+    ("status_msg", "StatusMessage"),
+    # ClickHouse parses an LLM span's messages and token ids when it can do so exactly (``*_ok``); the
+    # raw text comes over only for the rest, which mapping.py parses (and reports when broken).
+    ("in_ok", _IN_OK),
+    ("in_arr", _IN_MSGS),
+    ("in_msgs", f"if(in_ok, '', {_attr(A.GEN_AI_INPUT_MESSAGES)})"),
+    ("sys", f"if(in_ok, '', {_attr(A.GEN_AI_SYSTEM_INSTRUCTIONS)})"),
+    ("out_ok", _OUT_OK),
+    ("out_arr", _OUT_MSGS),
+    ("out_msgs", f"if(out_ok, '', {_attr(A.GEN_AI_OUTPUT_MESSAGES)})"),
+    ("p_ok", _P_OK),
+    ("p_arr", _P_ARR),
+    ("p_ids", _P_RAW),
+    ("r_ok", _R_OK),
+    ("r_arr", _R_ARR),
+    ("r_ids", _R_RAW),
+    ("l_ok", _L_OK),
+    ("l_arr", _L_ARR),
+    ("lps", _L_RAW),
+    ("suppressed", _attr(A.LLM_SUPPRESSED)),
+    ("tool_args", _attr(A.GEN_AI_TOOL_CALL_ARGUMENTS)),
+    ("tool_result", _attr(A.GEN_AI_TOOL_CALL_RESULT)),
+    ("gap_graph", _attr(A.GAP_GRAPH)),
+    ("gap_depends", _attr(A.GAP_NODE_DEPENDS)),
+    ("gap_status", _attr(A.GAP_NODE_STATUS)),
+    ("r_step", _attr(A.REWARD_STEP)),
+    ("r_span", _attr(A.REWARD_SPAN_ID)),
+    ("task_type", _attr(A.TASK_TYPE)),
+    ("foreign", f"if(Operation = '' AND ({_FOREIGN_COND}), SpanAttributes, map())"),
+]
+
+
+@dataclass
+class SpanColumns:
+    """One chunk of spans as column lists (sorted by rollout, then start time) plus rollout segments."""
+
+    cols: dict[str, list[Any]]
+    segments: list[tuple[str, int, int]]  # (rollout id, first row, end row)
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.cols["rid"])
+
+
+@dataclass
+class PostedReward:
+    rollout_id: str
+    name: str
+    value: float
+    step: int
+    target_span_id: str
+    source: str
+    timestamp_ns: int
+
+
+class SpanReader:
+    """Pages through the selected rollouts and fetches their spans and posted rewards."""
+
+    def __init__(self, client: Client, database: str, selection: Selection, *, group_by_task: bool = False):
+        self.client = client
+        self.db = database
+        self.sel = selection
+        self.group_by_task = group_by_task
+        self.spans = f"{database}.{ddl.SPANS_TABLE}"
+        self.rewards = f"{database}.{ddl.REWARDS_TABLE}"
+        self.watermarks = f"{database}.{ddl.WATERMARKS_TABLE}"
+
+    # -- watermark ---------------------------------------------------------------
+    def read_watermark(self) -> datetime | None:
+        rows = self.client.query(
+            f"SELECT argMax(Watermark, UpdatedAt) FROM {self.watermarks} FINAL WHERE Name = {q(self.sel.watermark_name)}"
+            " GROUP BY Name"
+        ).result_rows
+        return rows[0][0] if rows else None
+
+    def current_high_water(self) -> datetime | None:
+        """The newest ``IngestedAt`` over spans and posted rewards right now (the next watermark)."""
+        rows = self.client.query(
+            f"SELECT max(m) FROM (SELECT max(IngestedAt) AS m FROM {self.spans}"
+            f" UNION ALL SELECT max(IngestedAt) AS m FROM {self.rewards})"
+        ).result_rows
+        value = rows[0][0] if rows else None
+        if value is None or value.year <= 1970:
+            return None
+        return value
+
+    def write_watermark(self, value: datetime) -> None:
+        self.client.insert(
+            self.watermarks,
+            [[self.sel.watermark_name, value, datetime.now(timezone.utc).replace(tzinfo=None)]],
+            column_names=["Name", "Watermark", "UpdatedAt"],
+        )
+
+    # -- selection ---------------------------------------------------------------
+    def _where_having(self, watermark: datetime | None) -> tuple[list[str], list[str]]:
+        s = self.sel
+        where = ["RolloutId != ''"]
+        having: list[str] = []
+        if s.rollout_ids is not None:
+            where.append(f"RolloutId IN {_qlist(s.rollout_ids)}")
+        if s.task_ids is not None:
+            where.append(f"TaskId IN {_qlist(s.task_ids)}")
+        if s.since is not None:
+            having.append(f"min(Timestamp) >= {_dt(s.since)}")
+        if s.until is not None:
+            having.append(f"min(Timestamp) < {_dt(s.until)}")
+        if s.service:
+            having.append(f"countIf(ServiceName = {q(s.service)}) > 0")
+        if s.agent_name:
+            having.append(f"countIf(AgentName = {q(s.agent_name)}) > 0")
+        if s.finished_only:
+            having.append(
+                "(countIf(ParentSpanId = '') > 0 OR countIf(RewardValue IS NOT NULL) > 0"
+                f" OR RolloutId IN (SELECT RolloutId FROM {self.rewards} FINAL))"
+            )
+        if s.incremental and watermark is not None:
+            wm = f"toDateTime64({q(watermark.isoformat(sep=' '))}, 6)"
+            changed = (
+                f"(SELECT RolloutId FROM {self.spans} WHERE IngestedAt > {wm}"
+                f" UNION DISTINCT SELECT RolloutId FROM {self.rewards} WHERE IngestedAt > {wm})"
+            )
+            if self.group_by_task:
+                # GRPO and DPO need the whole task group: a new rollout re-converts its task's rollouts.
+                where.append(
+                    f"(RolloutId IN {changed} OR (TaskId != '' AND TaskId IN "
+                    f"(SELECT TaskId FROM {self.spans} WHERE RolloutId IN {changed} AND TaskId != '')))"
+                )
+            else:
+                where.append(f"RolloutId IN {changed}")
+        return where, having
+
+    def iter_id_pages(self, watermark: datetime | None, page_size: int = 20000) -> Iterator[list[tuple[str, str]]]:
+        """Pages of ``(task id, rollout id)`` ordered by task then rollout (keyset paging in ClickHouse)."""
+        where, having = self._where_having(watermark)
+        last: tuple[str, str] | None = None
+        while True:
+            hv = list(having)
+            if last is not None:
+                hv.append(f"(task, RolloutId) > ({q(last[0])}, {q(last[1])})")
+            sql = (
+                f"SELECT anyIf(TaskId, TaskId != '') AS task, RolloutId FROM {self.spans} FINAL"
+                f" WHERE {' AND '.join(where)} GROUP BY RolloutId"
+                + (f" HAVING {' AND '.join(hv)}" if hv else "")
+                + f" ORDER BY task, RolloutId LIMIT {int(page_size)}"
+            )
+            rows = [(str(t), str(r)) for t, r in self.client.query(sql).result_rows]
+            if not rows:
+                return
+            yield rows
+            if len(rows) < page_size:
+                return
+            last = rows[-1]
+
+    def iter_chunks(self, watermark: datetime | None, chunk_rollouts: int) -> Iterator[list[tuple[str, str]]]:
+        """Chunks of about ``chunk_rollouts`` rollouts; with ``group_by_task`` a task is never split."""
+        pending: list[tuple[str, str]] = []
+        page_size = max(chunk_rollouts * 10, 1000)
+        for page in self.iter_id_pages(watermark, page_size=page_size):
+            pending.extend(page)
+            while len(pending) >= chunk_rollouts:
+                cut = self._cut(pending, chunk_rollouts)
+                if cut is None:
+                    break  # the trailing task may continue on the next page
+                yield pending[:cut]
+                pending = pending[cut:]
+        if pending:
+            yield pending
+
+    def _cut(self, ids: list[tuple[str, str]], n: int) -> int | None:
+        if not self.group_by_task:
+            return n
+        task = ids[n - 1][0]
+        i = n
+        while i < len(ids) and ids[i][0] == task and task != "":
+            i += 1
+        return i if i < len(ids) else None
+
+    # -- content -------------------------------------------------------------------
+    def fetch_spans(self, rollout_ids: list[str]) -> SpanColumns:
+        select = ", ".join(f"{expr} AS {alias}" for alias, expr in SPAN_SELECT)
+        withs = ", ".join(f"{expr} AS {alias}" for alias, expr in SPAN_WITH)
+        sql = (
+            f"WITH {withs} SELECT {select} FROM {self.spans} FINAL WHERE RolloutId IN {_qlist(rollout_ids)}"
+            " ORDER BY rid, start, sid"
+        )
+        table = self.client.query_arrow(sql)
+        cols: dict[str, Any] = {
+            alias: table.column(alias).to_pylist() for alias, _ in SPAN_SELECT if alias not in ARROW_COLUMNS
+            and alias != "foreign"
+        }
+        for alias in ARROW_COLUMNS:
+            cols[alias] = table.column(alias).combine_chunks()
+        foreign = table.column("foreign")
+        # Only foreign spans carry their whole map; the rest are empty and cheap to skip.
+        cols["foreign"] = fmaps = [dict(m) if m else None for m in foreign.to_pylist()]
+        agents = cols["agent"]
+        for i, m in enumerate(fmaps):  # OpenAI Agents SDK / OpenInference agent spans name their agent
+            if m is not None and not agents[i] and m.get(A.OI_AGENT_NAME):
+                agents[i] = m[A.OI_AGENT_NAME]
+        rids = cols["rid"]
+        segments: list[tuple[str, int, int]] = []
+        start = 0
+        for i in range(1, len(rids) + 1):
+            if i == len(rids) or rids[i] != rids[start]:
+                segments.append((rids[start], start, i))
+                start = i
+        return SpanColumns(cols=cols, segments=segments)
+
+    def fetch_posted_rewards(self, rollout_ids: list[str]) -> dict[str, list[PostedReward]]:
+        sql = (
+            f"SELECT RolloutId, Name, Value, Step, TargetSpanId, Source, toUnixTimestamp64Nano(Timestamp)"
+            f" FROM {self.rewards} FINAL WHERE RolloutId IN {_qlist(rollout_ids)} ORDER BY Timestamp, RewardId"
+        )
+        out: dict[str, list[PostedReward]] = {}
+        for rid, name, value, step, target, source, ts in self.client.query(sql).result_rows:
+            out.setdefault(rid, []).append(
+                PostedReward(rid, name or A.REWARD_DEFAULT_NAME, float(value), int(step), target, source, int(ts))
+            )
+        return out
+
+
+__all__ = ["PostedReward", "SPAN_SELECT", "SpanColumns", "SpanReader", "q"]

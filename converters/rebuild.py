@@ -1,0 +1,352 @@
+"""Rebuild one rollout from its spans: ordered LLM calls, tool observations, GAP graph and rewards.
+
+Order: the spans form a forest (a rollout may span several traces and processes; a span whose parent
+is not in the rollout becomes a root). Roots and siblings are visited by start time, depth first, so
+calls made by one sub-agent stay together and a parent's call precedes its children's.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from lightspan.schemas import attributes as A
+
+from .mapping import (
+    MappingError,
+    agl_rewards,
+    foreign_llm,
+    foreign_tool,
+    maybe_json,
+    parse_json_list,
+    parse_messages,
+    with_system,
+)
+from .model import ArrowRef, GapGraph, LLMCall, Reward, ToolObservation, Trajectory
+from .reader import PostedReward
+
+_TRUE = {"true", "1", "yes"}
+_LLM_OPS = A.LLM_OPERATIONS
+
+
+class SkipRollout(Exception):
+    """The rollout cannot become training data; ``reason`` is a short counter key, the message says why."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def _dfs_order(cols: dict[str, list[Any]], a: int, b: int) -> tuple[list[int], list[str], list[str], list[int], int]:
+    """Span rows in depth-first order, with the agent name, GAP node and GAP level each inherits."""
+    sid, pid = cols["sid"], cols["pid"]
+    by_id: dict[str, int] = {}
+    for i in range(a, b):
+        by_id.setdefault(sid[i], i)
+    children: dict[int, list[int]] = {}
+    roots: list[int] = []
+    missing = 0
+    for i in range(a, b):  # rows arrive sorted by start time, so lists stay in start order
+        p = pid[i]
+        j = by_id.get(p) if p else None
+        if j is None or j == i:
+            roots.append(i)
+            if p:
+                missing += 1
+        else:
+            children.setdefault(j, []).append(i)
+    agent, op, node, level = cols["agent"], cols["op"], cols["gap_node"], cols["gap_level"]
+    order: list[int] = []
+    inh_agent = [""] * (b - a)
+    inh_node = [""] * (b - a)
+    inh_level = [-1] * (b - a)
+    seen = bytearray(b - a)
+    pending = list(reversed(roots))
+    parent_of: dict[int, int] = {}
+    while True:
+        while pending:
+            i = pending.pop()
+            k = i - a
+            if seen[k]:
+                continue
+            seen[k] = 1
+            par = parent_of.get(i)
+            pk = par - a if par is not None else None
+            inh_agent[k] = agent[i] or (inh_agent[pk] if pk is not None else "")
+            inh_node[k] = node[i] or (inh_node[pk] if pk is not None else "")
+            inh_level[k] = level[i] if op[i] == A.OP_GAP_LEVEL or level[i] >= 0 else (
+                inh_level[pk] if pk is not None else -1
+            )
+            order.append(i)
+            kids = children.get(i)
+            if kids:
+                for c in reversed(kids):
+                    parent_of[c] = i
+                    pending.append(c)
+        if len(order) == b - a:
+            break
+        # Spans only reachable through a parent cycle: visit them as roots, in start order.
+        rest = [i for i in range(a, b) if not seen[i - a]]
+        missing += len(rest)
+        pending = [rest[0]]
+    return order, inh_agent, inh_node, inh_level, missing
+
+
+def _depends(raw: str) -> list[str]:
+    if not raw:
+        return []
+    data = maybe_json(raw)
+    if isinstance(data, list):
+        return [str(d) for d in data]
+    return [d.strip() for d in str(data).split(",") if d.strip()]
+
+
+def _graph_from_json(raw: str) -> dict[str, dict[str, Any]]:
+    data = maybe_json(raw)
+    if not isinstance(data, dict):
+        raise MappingError(f"{A.GAP_GRAPH} must be a JSON object with nodes, got {type(data).__name__}")
+    nodes: dict[str, dict[str, Any]] = {}
+    for n in data.get("nodes") or []:
+        if not isinstance(n, dict):
+            continue
+        nid = str(n.get("id", n.get("node_id", n.get("name", ""))))
+        if not nid:
+            continue
+        deps = n.get("depends", n.get("dependencies", n.get("deps", [])))
+        nodes[nid] = {
+            "id": nid,
+            "description": str(n.get("description", n.get("task", ""))),
+            "depends": [str(d) for d in deps] if isinstance(deps, list) else _depends(str(deps)),
+            "level": n.get("level") if isinstance(n.get("level"), int) else None,
+        }
+    for e in data.get("edges") or []:
+        src, dst = (e[0], e[1]) if isinstance(e, list | tuple) and len(e) >= 2 else (
+            (e.get("source", e.get("from")), e.get("target", e.get("to"))) if isinstance(e, dict) else (None, None)
+        )
+        if src is not None and dst is not None and str(dst) in nodes and str(src) not in nodes[str(dst)]["depends"]:
+            nodes[str(dst)]["depends"].append(str(src))
+    return nodes
+
+
+def _levels(nodes: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Topological levels: a node's level is one more than its deepest dependency (cycles cut)."""
+    memo: dict[str, int] = {}
+
+    def depth(nid: str, stack: frozenset[str]) -> int:
+        if nid in memo:
+            return memo[nid]
+        node = nodes[nid]
+        if node.get("level") is not None:
+            memo[nid] = int(node["level"])
+            return memo[nid]
+        deps = [d for d in node["depends"] if d in nodes and d not in stack]
+        memo[nid] = 1 + max((depth(d, stack | {nid}) for d in deps), default=-1)
+        return memo[nid]
+
+    for nid in nodes:
+        nodes[nid]["level"] = depth(nid, frozenset())
+    out: list[list[str]] = [[] for _ in range(max((n["level"] for n in nodes.values()), default=-1) + 1)]
+    for nid, n in nodes.items():
+        out[n["level"]].append(nid)
+    return out
+
+
+def rebuild(
+    rollout_id: str,
+    cols: dict[str, list[Any]],
+    a: int,
+    b: int,
+    posted: list[PostedReward] | None = None,
+    *,
+    agent_match: re.Pattern[str] | None = None,
+    reward_name: str = A.REWARD_DEFAULT_NAME,
+    require_reward: bool = True,
+) -> Trajectory:
+    """The rollout in rows ``[a, b)`` of ``cols`` as a :class:`Trajectory`; raises :class:`SkipRollout`."""
+    order, inh_agent, inh_node, inh_level, missing = _dfs_order(cols, a, b)
+    traj = Trajectory(rollout_id=rollout_id)
+    if missing:
+        traj.warnings.append(f"{missing} span(s) with a parent outside the rollout were treated as roots")
+    C = cols
+    ops, foreign, rval = C["op"], C["foreign"], C["rval"]
+    by_response: dict[str, LLMCall] = {}
+    span_to_call: dict[str, LLMCall] = {}
+    gap_nodes: dict[str, dict[str, Any]] = {}
+    has_gap = False
+    traces: dict[str, None] = {}
+    for i in order:
+        k = i - a
+        traces.setdefault(C["trace"][i], None)
+        if not traj.task_id and C["task"][i]:
+            traj.task_id = C["task"][i]
+        if not traj.task_type and C["task_type"][i]:
+            traj.task_type = C["task_type"][i]
+        op = ops[i]
+        fa = foreign[i]
+        try:
+            if op in _LLM_OPS or (fa and not op and (mapped := foreign_llm(fa)) is not None):
+                if op in _LLM_OPS:
+                    if C["suppressed"][i].lower() in _TRUE:
+                        continue
+                    # ClickHouse parsed what it could exactly (``*_ok``): those stay Arrow until read.
+                    if C["in_ok"][i]:
+                        prompt = ArrowRef(C["in_arr"], i)
+                    else:
+                        prompt = with_system(parse_messages(C["in_msgs"][i]), C["sys"][i])
+                    if C["out_ok"][i]:
+                        completion = ArrowRef(C["out_arr"], i)
+                    else:
+                        completion = parse_messages(C["out_msgs"][i], A.GEN_AI_OUTPUT_MESSAGES, "assistant")
+                    model, in_tok, out_tok = C["model"][i], C["in_tok"][i], C["out_tok"][i]
+                    p_ids = ArrowRef(C["p_arr"], i) if C["p_ok"][i] else parse_json_list(
+                        C["p_ids"][i], A.LLM_PROMPT_TOKEN_IDS)
+                    r_ids = ArrowRef(C["r_arr"], i) if C["r_ok"][i] else parse_json_list(
+                        C["r_ids"][i], A.LLM_RESPONSE_TOKEN_IDS)
+                    lps = ArrowRef(C["l_arr"], i) if C["l_ok"][i] else parse_json_list(
+                        C["lps"][i], A.LLM_RESPONSE_LOGPROBS, float)
+                else:
+                    prompt, completion = mapped["prompt"], mapped["completion"]
+                    model, in_tok, out_tok = mapped["model"], mapped["input_tokens"], mapped["output_tokens"]
+                    p_ids, r_ids, lps = mapped.get("prompt_token_ids"), mapped.get("completion_token_ids"), None
+                resp_id = C["resp_id"][i]
+                prior = by_response.get(resp_id) if resp_id else None
+                if prior is not None:  # a second span of the same logical call: fill gaps, keep one
+                    prior.prompt_token_ids = prior.prompt_token_ids or p_ids
+                    prior.completion_token_ids = prior.completion_token_ids or r_ids
+                    prior.completion_logprobs = prior.completion_logprobs or lps
+                    prior.completion = prior.completion or completion
+                    span_to_call[C["sid"][i]] = prior
+                    continue
+                call = LLMCall(
+                    span_id=C["sid"][i],
+                    trace_id=C["trace"][i],
+                    parent_span_id=C["pid"][i] or None,
+                    start_ns=C["start"][i],
+                    end_ns=C["start"][i] + C["dur"][i],
+                    prompt=prompt,
+                    completion=completion,
+                    model=model,
+                    agent_name=inh_agent[k],
+                    response_id=resp_id,
+                    prompt_token_ids=p_ids,
+                    completion_token_ids=r_ids,
+                    completion_logprobs=lps,
+                    input_tokens=in_tok,
+                    output_tokens=out_tok,
+                    gap_node_id=inh_node[k],
+                    step=len(traj.calls),
+                )
+                if agent_match is not None:
+                    call.trainable = agent_match.search(call.agent_name) is not None
+                traj.calls.append(call)
+                span_to_call[call.span_id] = call
+                if resp_id:
+                    by_response[resp_id] = call
+            elif op == A.OP_EXECUTE_TOOL or (fa and not op and (ftool := foreign_tool(fa)) is not None):
+                if op == A.OP_EXECUTE_TOOL:
+                    name, args, result = C["tool"][i], maybe_json(C["tool_args"][i]), maybe_json(C["tool_result"][i])
+                else:
+                    name, args, result = ftool["tool_name"], ftool["arguments"], ftool["result"]
+                error = (C["status_msg"][i] or "error") if C["status"][i].upper().endswith("ERROR") else None
+                traj.tools.append(
+                    ToolObservation(
+                        span_id=C["sid"][i],
+                        parent_span_id=C["pid"][i] or None,
+                        start_ns=C["start"][i],
+                        end_ns=C["start"][i] + C["dur"][i],
+                        tool_name=name,
+                        arguments=args,
+                        result=result,
+                        error=error,
+                        gap_node_id=inh_node[k],
+                    )
+                )
+            elif op == A.OP_PLAN:
+                has_gap = True
+                if C["gap_graph"][i]:
+                    for nid, node in _graph_from_json(C["gap_graph"][i]).items():
+                        gap_nodes.setdefault(nid, node)
+            elif op == A.OP_GAP_NODE and C["gap_node"][i]:
+                has_gap = True
+                nid = C["gap_node"][i]
+                node = gap_nodes.setdefault(nid, {"id": nid, "description": "", "depends": [], "level": None})
+                node["depends"] = node["depends"] or _depends(C["gap_depends"][i])
+                if inh_level[k] >= 0:
+                    node["level"] = inh_level[k]
+                if C["gap_status"][i]:
+                    node["status"] = C["gap_status"][i]
+            elif op == A.OP_GAP_LEVEL:
+                has_gap = True
+        except MappingError as exc:
+            raise SkipRollout("bad_json", f"span {C['sid'][i]}: {exc}") from None
+        # Rewards: lightspan reward spans (mapped or contrib rows), else Agent Lightning annotations.
+        if rval[i] is not None:
+            step_raw = C["r_step"][i]
+            try:
+                step = int(step_raw) if step_raw else None
+            except ValueError:
+                step = None
+            traj.rewards.append(
+                Reward(
+                    value=float(rval[i]),
+                    name=C["rname"][i] or A.REWARD_DEFAULT_NAME,
+                    source="span",
+                    step=step if step is not None and step >= 0 else None,
+                    span_id=C["r_span"][i] or None,
+                    timestamp_ns=C["start"][i],
+                )
+            )
+        elif fa:
+            for name, value in agl_rewards(C["name"][i], fa):
+                traj.rewards.append(Reward(value=value, name=name, source="agentlightning", timestamp_ns=C["start"][i]))
+    for p in posted or ():
+        traj.rewards.append(
+            Reward(
+                value=p.value,
+                name=p.name,
+                source="posted",
+                step=p.step if p.step >= 0 else None,
+                span_id=p.target_span_id or None,
+                timestamp_ns=p.timestamp_ns,
+            )
+        )
+    # Rollout-level metadata.
+    traj.trace_ids = list(traces)
+    traj.created_ns = C["start"][a] if b > a else 0
+    traj.attempt = max((C["attempt"][i] for i in range(a, b)), default=0)
+    root = order[0] if order else a
+    traj.service_name = C["svc"][root] if b > a else ""
+    traj.agent_name = next((inh_agent[i - a] for i in order if inh_agent[i - a]), "")
+    if has_gap or gap_nodes:
+        levels = _levels(gap_nodes)
+        traj.gap = GapGraph(
+            nodes=list(gap_nodes.values()),
+            edges=[[d, n["id"]] for n in gap_nodes.values() for d in n["depends"]],
+            levels=levels,
+        )
+    # Targeted rewards point at calls by span id (any span of a deduplicated call) or by step.
+    for r in traj.rewards:
+        if r.span_id is not None and r.step is None:
+            call = span_to_call.get(r.span_id)
+            if call is not None:
+                r.step = call.step
+            else:
+                traj.warnings.append(f"reward {r.name!r} targets span {r.span_id} which is no LLM call here")
+        if r.step is not None and r.step >= len(traj.calls):
+            traj.warnings.append(f"reward {r.name!r} targets step {r.step} but the rollout has {len(traj.calls)} calls")
+    final = [r for r in traj.rewards if r.name == reward_name and r.step is None and r.span_id is None]
+    final.sort(key=lambda r: r.timestamp_ns or 0)
+    traj.final_reward = final[-1].value if final else None
+    if not traj.calls:
+        raise SkipRollout("no_llm_calls", f"rollout {rollout_id} has {b - a} spans and no LLM call")
+    if not traj.trainable_calls:
+        raise SkipRollout("no_matching_calls", f"no call's agent matches {agent_match.pattern if agent_match else ''!r}")
+    if require_reward and traj.final_reward is None and not any(
+        r.step is not None and r.name == reward_name for r in traj.rewards
+    ):
+        raise SkipRollout("no_reward", f"rollout {rollout_id} has no {reward_name!r} reward")
+    return traj
+
+
+__all__ = ["SkipRollout", "rebuild"]
