@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from lightspan.instrumentation import tool
-from lightspan.instrumentation.gap import GAPPlanner
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from lightspan.instrumentation import tool
+from lightspan.instrumentation.gap import GAPPlanner
 
 FACTS = {
     "capital of France": "Paris",
@@ -53,6 +54,7 @@ async def main(args: argparse.Namespace) -> None:
     llm = None
     if args.base_url:
         import openai
+
         from lightspan.instrumentation import instrument
 
         instrument()  # LLM calls become `chat {model}` spans under the plan span

@@ -19,6 +19,7 @@ import json
 import os
 
 import openai
+
 from lightspan.instrumentation import emit_reward, rollout, tool, tool_call_id
 
 

@@ -1,0 +1,90 @@
+"""Benchmark the PolicyServer through the real openai client: latency, tokens/s, concurrency, reload time.
+
+    .venv/bin/python benchmarks/bench_serving.py [--quick] [--hidden 64 --layers 2] [--device cpu]
+
+The model is the demo's size by default (tiny Llama, hidden 64, 2 layers); numbers are for the server's
+overhead and the sampling loop, not for a real model (use vLLM for that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import tempfile
+import time
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+MESSAGES = [{"role": "user", "content": "facts: alice lives in lyon . lyon is in france .\nq: country of alice ?"}]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="A few requests only.")
+    parser.add_argument("--hidden", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument("--max-tokens", type=int, default=32)
+    args = parser.parse_args()
+    n = 20 if args.quick else args.requests
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    import openai
+
+    from lightspan.serving import PolicyServer
+    from lightspan.training.tiny_model import build_tiny_model
+
+    path = build_tiny_model(tempfile.mkdtemp(prefix="bench-serving-"), texts=[MESSAGES[0]["content"]],
+                            hidden_size=args.hidden, num_layers=args.layers)
+    server = PolicyServer(path, served_model_name="policy", device=args.device).start()
+    client = openai.OpenAI(base_url=server.base_url, api_key="x")
+    kw = dict(model="policy", messages=MESSAGES, max_tokens=args.max_tokens, logprobs=True,
+              extra_body={"return_token_ids": True, "ignore_eos": True})
+    client.chat.completions.create(**kw)  # warm-up
+
+    latencies, tokens = [], 0
+    started = time.perf_counter()
+    for i in range(n):
+        t0 = time.perf_counter()
+        resp = client.chat.completions.create(seed=i, **kw)
+        latencies.append(time.perf_counter() - t0)
+        tokens += resp.usage.completion_tokens
+    seq_s = time.perf_counter() - started
+
+    async def concurrent(c: int) -> tuple[float, int]:
+        aclient = openai.AsyncOpenAI(base_url=server.base_url, api_key="x")
+        gate = asyncio.Semaphore(c)
+
+        async def one(i: int) -> int:
+            async with gate:
+                return (await aclient.chat.completions.create(seed=i, **kw)).usage.completion_tokens
+
+        t0 = time.perf_counter()
+        counts = await asyncio.gather(*(one(i) for i in range(n)))
+        await aclient.close()
+        return time.perf_counter() - t0, sum(counts)
+
+    conc_s, conc_tokens = asyncio.run(concurrent(8))
+    t0 = time.perf_counter()
+    server.reload(path)
+    reload_s = time.perf_counter() - t0
+    server.stop()
+
+    p50 = statistics.median(latencies) * 1000
+    p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000
+    print(f"model: tiny Llama hidden={args.hidden} layers={args.layers} device={server.engine.device}")
+    print(f"sequential: {n} requests, {n / seq_s:.1f} req/s, {tokens / seq_s:.0f} completion tok/s, "
+          f"latency p50 {p50:.1f} ms p95 {p95:.1f} ms ({tokens / n:.1f} tokens/request)")
+    print(f"concurrency 8: {n / conc_s:.1f} req/s, {conc_tokens / conc_s:.0f} completion tok/s")
+    print(f"reload: {reload_s * 1000:.0f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""``lightspan demo``: the whole loop on one machine -- agent, spans, training, a better policy."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import click
+
+
+@click.command("demo")
+@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lightspan-demo"),
+              show_default=True, help="Fresh directory for the policy, checkpoints, data and report.")
+@click.option("--rollouts", "n_rollouts", type=click.IntRange(8, 100_000), default=1200, show_default=True,
+              help="Training rollouts (train tasks x --group-size attempts).")
+@click.option("--group-size", type=click.IntRange(2, 64), default=8, show_default=True,
+              help="Attempts per task (advantages are normalized within a task's group).")
+@click.option("--held-out", type=click.FloatRange(0.05, 0.9), default=0.25, show_default=True,
+              help="Fraction of tasks kept for evaluation only.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the world, split and sampling.")
+@click.option("--quick", is_flag=True, help="A small run (CI's end-to-end test): seconds of training.")
+@click.option("--otlp-endpoint", default=None, envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
+              help="Also export spans over OTLP to this collector (default: in-process only).")
+def demo(work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, quick: bool,
+         otlp_endpoint: str | None) -> None:
+    """Warm-start a tiny policy, serve it, run GAP agent rollouts, train with lightningrl, re-evaluate."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo builds its model; nothing comes from a hub
+    from lightspan.demo.run import DemoConfig, run_demo
+
+    try:
+        cfg = DemoConfig(work_dir=work_dir, n_rollouts=n_rollouts, group_size=group_size, held_out=held_out,
+                         seed=seed, quick=quick, otlp_endpoint=otlp_endpoint)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    try:
+        report = run_demo(cfg, echo=click.echo)
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise click.ClickException(f"demo failed: {exc}") from exc
+    path = Path(report.work_dir) / "report.json"
+    path.write_text(json.dumps(report.to_dict(), indent=2))
+    click.echo(f"report: {path}")

@@ -1,0 +1,290 @@
+"""The demo's orchestration, one stage per function, in the order ``run_demo`` calls them.
+
+    world -> warm-started policy -> PolicyServer -> tracing -> eval before (held-out)
+          -> training rollouts -> rows -> lightningrl -> reload -> eval after (held-out) -> report
+
+Rows are built here from the agent's own episodes (:func:`rows_from_episodes`, GRPO advantages per task)
+so the loop runs with no collector; ``DemoConfig.otlp_endpoint`` sends the same spans to a collector,
+from which ``lightspan convert`` builds the same rows.
+
+Measured defaults (docs/serving.md "the demo world"): 150 train tasks x 8 attempts = 1200 rollouts,
+lightningrl lr 3e-4, 6 epochs, batch 8 (900 steps), clip 0.2 below / 5.0 above.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from lightspan.demo import world as W
+from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, Episode, run_episodes
+from lightspan.demo.warmstart import WarmStartConfig, build_policy
+from lightspan.schemas import rows as R
+
+__all__ = [
+    "DemoConfig", "DemoReport", "EvalResult", "Tracing", "World", "build_warm_policy", "collect_rollouts",
+    "evaluate", "prepare_world", "rows_from_episodes", "run_demo", "setup_tracing", "start_policy_server",
+    "train_policy",
+]
+
+Echo = Callable[[str], None]
+
+
+@dataclass
+class DemoConfig:
+    """Everything ``lightspan demo`` can vary.
+
+    n_rollouts: training rollouts (train tasks x ``group_size`` attempts, tasks cycled).
+    group_size: attempts per task (the group GRPO advantages are normalized over).
+    held_out: fraction of tasks kept out of training, evaluated before and after.
+    eval_attempts: sampled attempts per held-out task (same seeds before and after).
+    quick: a small run for the CI end-to-end test (seconds of training, not minutes).
+    """
+
+    work_dir: Path = Path("lightspan-demo")
+    n_rollouts: int = 1200
+    group_size: int = 8
+    held_out: float = 0.25
+    eval_attempts: int = 4
+    seed: int = 0
+    quick: bool = False
+    temperature: float = 1.0
+    concurrency: int = 8
+    warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
+    learning_rate: float = 3e-4
+    num_train_epochs: float = 6.0
+    batch_size: int = 8
+    clip_epsilon: float = 0.2
+    clip_epsilon_high: float = 5.0
+    max_steps: int = -1
+    otlp_endpoint: str | None = None
+    max_eval_tasks: int | None = None
+
+    def __post_init__(self) -> None:
+        self.work_dir = Path(self.work_dir)
+        if self.n_rollouts < self.group_size:
+            raise ValueError(f"n_rollouts ({self.n_rollouts}) must be at least group_size ({self.group_size})")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be >= 2 for group-normalized advantages, got {self.group_size}")
+        if self.quick:
+            self.n_rollouts = min(self.n_rollouts, 32)
+            self.eval_attempts = min(self.eval_attempts, 2)
+            self.max_eval_tasks = self.max_eval_tasks or 8
+            self.max_steps = self.max_steps if self.max_steps > 0 else 4
+            if self.warmstart == WarmStartConfig():
+                self.warmstart = WarmStartConfig(sft_steps=30)
+        if self.warmstart.seed != self.seed and self.warmstart == WarmStartConfig(sft_steps=self.warmstart.sft_steps):
+            self.warmstart = replace(self.warmstart, seed=self.seed)  # one --seed varies the whole run
+
+
+@dataclass
+class World:
+    kb: W.KB
+    train: list[W.Task]
+    held_out: list[W.Task]
+
+
+@dataclass
+class EvalResult:
+    label: str
+    reward: float
+    n: int
+    by_type: dict[str, float]
+
+
+@dataclass
+class Tracing:
+    """Where the agent's spans go: an in-process exporter (counts) and/or an OTLP endpoint."""
+
+    provider: Any
+    memory: Any = None
+    endpoint: str | None = None
+
+    def flush(self) -> None:
+        self.provider.force_flush()
+
+    def span_counts(self) -> Counter[str]:
+        if self.memory is None:
+            return Counter()
+        return Counter(s.name.split(" ")[0] for s in self.memory.get_finished_spans())
+
+
+@dataclass
+class DemoReport:
+    work_dir: str
+    policy_path: str
+    trained_path: str | None
+    before: EvalResult
+    after: EvalResult | None
+    rollouts: int
+    train_reward: float
+    rows: int
+    train_steps: int
+    spans: dict[str, int]
+    seconds: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- stages ---------------------------------------------------------------------------------------
+def prepare_world(cfg: DemoConfig) -> World:
+    """The knowledge base and a seeded train / held-out split of its questions."""
+    kb = W.build_kb(cfg.seed)
+    train, held = W.split_tasks(kb, held_out=cfg.held_out, seed=cfg.seed)
+    if cfg.max_eval_tasks:
+        held = held[: cfg.max_eval_tasks]
+    return World(kb, train, held)
+
+
+def build_warm_policy(cfg: DemoConfig, world: World) -> str:
+    """Build and warm-start the tiny policy in ``work_dir/policy-0``."""
+    return build_policy(cfg.work_dir / "policy-0", world.kb, world.train, cfg.warmstart)
+
+
+def start_policy_server(model_path: str) -> Any:
+    """Serve the policy on a free loopback port as model ``policy``."""
+    from lightspan.serving import PolicyServer
+
+    return PolicyServer(model_path, served_model_name="policy", device="cpu").start()
+
+
+def setup_tracing(cfg: DemoConfig) -> Tracing:
+    """Instrument the agent: OTLP to ``cfg.otlp_endpoint`` when set, plus an in-process exporter for counts."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    import lightspan.instrumentation as li
+
+    if cfg.otlp_endpoint:
+        provider = li.configure(endpoint=cfg.otlp_endpoint, service_name="lightspan-demo")
+    else:
+        provider = trace.get_tracer_provider()
+        if not isinstance(provider, TracerProvider):
+            provider = TracerProvider()
+            trace.set_tracer_provider(provider)
+        li.instrument()
+    memory = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    from lightspan.instrumentation.processor import ensure_rollout_processor
+
+    ensure_rollout_processor(provider)
+    return Tracing(provider, memory, cfg.otlp_endpoint)
+
+
+def _rollouts(cfg: DemoConfig, jobs: list[tuple[W.Task, int]], server: Any, world: World, desc: str,
+              salt: int, agent_name: str = AGENT_NAME) -> list[Episode]:
+    from tqdm import tqdm
+
+    with tqdm(total=len(jobs), desc=desc, unit="rollout", leave=False, mininterval=2.0) as bar:
+        return asyncio.run(run_episodes(jobs, base_url=server.base_url, kb=world.kb, temperature=cfg.temperature,
+                                        seed_salt=salt, concurrency=cfg.concurrency,
+                                        on_done=lambda ep: bar.update(1), agent_name=agent_name))
+
+
+def evaluate(cfg: DemoConfig, world: World, server: Any, label: str) -> EvalResult:
+    """Mean reward on the held-out tasks, ``eval_attempts`` seeded samples each (same seeds every time).
+
+    These rollouts are traced as agent ``kb-agent-eval``: convert with ``Selection(agent_name="kb-agent")``
+    to train on the training rollouts only.
+    """
+    jobs = [(t, a) for t in world.held_out for a in range(cfg.eval_attempts)]
+    episodes = _rollouts(cfg, jobs, server, world, f"eval {label}", salt=10_000 + cfg.seed,
+                         agent_name=EVAL_AGENT_NAME)
+    by_type: dict[str, list[float]] = defaultdict(list)
+    for ep in episodes:
+        by_type[ep.task_id.split(":")[0]].append(ep.reward)
+    return EvalResult(label, statistics.fmean(ep.reward for ep in episodes), len(episodes),
+                      {k: statistics.fmean(v) for k, v in sorted(by_type.items())})
+
+
+def collect_rollouts(cfg: DemoConfig, world: World, server: Any) -> list[Episode]:
+    """``n_rollouts`` training rollouts: train tasks in a fixed order, ``group_size`` attempts each."""
+    n_tasks = cfg.n_rollouts // cfg.group_size
+    tasks = [world.train[i % len(world.train)] for i in range(n_tasks)]
+    jobs = [(t, a + (i // len(world.train)) * cfg.group_size) for i, t in enumerate(tasks)
+            for a in range(cfg.group_size)]
+    return _rollouts(cfg, jobs, server, world, "rollouts", salt=cfg.seed)
+
+
+def rows_from_episodes(episodes: list[Episode]) -> list[dict[str, Any]]:
+    """LightningRL call rows (schemas/rows.py) with GRPO advantages: (r - mean) / std over a task's group."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for ep in episodes:
+        groups[ep.task_id].append(ep.reward)
+    stats = {k: (statistics.fmean(v), statistics.pstdev(v)) for k, v in groups.items()}
+    rows = []
+    for ep in episodes:
+        if ep.completion_token_ids is None:
+            continue
+        mean, std = stats[ep.task_id]
+        rows.append({
+            R.ROLLOUT_ID: f"{ep.task_id}#{ep.attempt}", R.TASK_ID: ep.task_id, R.STEP: 0,
+            R.PROMPT: ep.messages, R.COMPLETION: [{"role": "assistant", "content": ep.answer}],
+            R.PROMPT_TOKEN_IDS: ep.prompt_token_ids, R.COMPLETION_TOKEN_IDS: ep.completion_token_ids,
+            R.COMPLETION_LOGPROBS: ep.completion_logprobs, R.REWARD: ep.reward,
+            R.ADVANTAGE: (ep.reward - mean) / (std + 1e-6) if std > 0 else 0.0,
+        })
+    return rows
+
+
+def train_policy(cfg: DemoConfig, model_path: str, data: Any) -> Any:
+    """One lightningrl run on ``data`` (rows, a Dataset, converter output or a DSN); returns its TrainResult."""
+    from lightspan.training import TrainConfig, train
+
+    return train(TrainConfig(
+        algo="lightningrl", model=model_path, data=data, output_dir=str(cfg.work_dir / "train"),
+        learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.batch_size, clip_epsilon=cfg.clip_epsilon,
+        clip_epsilon_high=cfg.clip_epsilon_high, seed=cfg.seed, use_cpu=True, progress=False,
+        save_steps=10_000,
+    ))
+
+
+def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
+    """Every stage in order; prints one line per stage and returns the numbers."""
+    cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = fn()
+        seconds[name] = round(time.perf_counter() - started, 1)
+        return value
+
+    world = prepare_world(cfg)
+    echo(f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks")
+    policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
+    echo(f"policy: warm-started tiny model in {policy} ({seconds['warmstart']}s)")
+    tracing = setup_tracing(cfg)
+    server = start_policy_server(policy)
+    echo(f"serving: {server.base_url} (model 'policy')")
+    try:
+        before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
+        echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
+        episodes = timed("rollouts", lambda: collect_rollouts(cfg, world, server))
+        train_reward = statistics.fmean(ep.reward for ep in episodes)
+        echo(f"rollouts: {len(episodes)} (train reward {train_reward:.3f}) in {seconds['rollouts']}s")
+        rows = rows_from_episodes(episodes)
+        result = timed("train", lambda: train_policy(cfg, policy, rows))
+        echo(f"train: lightningrl {result.steps} steps on {len(rows)} rows -> {result.model_path} "
+             f"({seconds['train']}s)")
+        timed("reload", lambda: server.reload(result.model_path))
+        after = timed("eval_after", lambda: evaluate(cfg, world, server, "after"))
+        echo(f"held-out reward after: {after.reward:.3f} (before {before.reward:.3f}, "
+             f"{after.reward - before.reward:+.3f})")
+    finally:
+        server.stop()
+        tracing.flush()
+    spans = dict(tracing.span_counts())
+    echo("spans: " + ", ".join(f"{k}={v}" for k, v in sorted(spans.items())))
+    return DemoReport(str(cfg.work_dir), policy, result.model_path, before, after, len(episodes), train_reward,
+                      len(rows), result.steps, spans, seconds)
