@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -20,23 +19,19 @@ import click
               help="Fraction of tasks kept for evaluation only.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for the world, split and sampling.")
 @click.option("--quick", is_flag=True, help="A small run (CI's end-to-end test): seconds of training.")
-@click.option("--otlp-endpoint", default=None, envvar="OTEL_EXPORTER_OTLP_ENDPOINT",
-              help="Also export spans over OTLP to this collector (default: in-process only).")
-def demo(work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, quick: bool,
-         otlp_endpoint: str | None) -> None:
+def demo(work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, quick: bool) -> None:
     """Warm-start a tiny policy, serve it, run GAP agent rollouts, train with lightningrl, re-evaluate."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo builds its model; nothing comes from a hub
     from lightspan.demo.run import DemoConfig, run_demo
 
     try:
         cfg = DemoConfig(work_dir=work_dir, n_rollouts=n_rollouts, group_size=group_size, held_out=held_out,
-                         seed=seed, quick=quick, otlp_endpoint=otlp_endpoint)
+                         seed=seed, quick=quick)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:
         report = run_demo(cfg, echo=click.echo)
     except (OSError, RuntimeError, ValueError) as exc:
         raise click.ClickException(f"demo failed: {exc}") from exc
-    path = Path(report.work_dir) / "report.json"
-    path.write_text(json.dumps(report.to_dict(), indent=2))
-    click.echo(f"report: {path}")
+    if not report.counts_match:
+        raise click.ClickException("counts did not match at every hop; see report.md")

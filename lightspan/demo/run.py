@@ -117,17 +117,22 @@ class Tracing:
 
 @dataclass
 class DemoReport:
+    """Everything the demo measured; ``to_dict`` is what ``report.json`` holds."""
+
     work_dir: str
     policy_path: str
     trained_path: str | None
+    served_path: str | None
     before: EvalResult
     after: EvalResult | None
     rollouts: int
     train_reward: float
-    rows: int
     train_steps: int
+    hops: dict[str, int]
+    counts_match: bool
     spans: dict[str, int]
     seconds: dict[str, float]
+    paths: dict[str, str]
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -249,9 +254,57 @@ def train_policy(cfg: DemoConfig, model_path: str, data: Any) -> Any:
     ))
 
 
+def stored_rows(query_url: str) -> int:
+    """Rows in the collector's spans table (deduplicated), read through its ClickHouse HTTP interface."""
+    from lightspan.storage import connect
+
+    client = connect(query_url)
+    try:
+        return int(client.query("SELECT count() FROM lightspan.otel_traces FINAL").result_rows[0][0])
+    finally:
+        client.close()
+
+
+def wait_for_rows(query_url: str, expected: int, timeout: float = 180.0) -> int:
+    """Poll until the collector has committed ``expected`` rows (it acknowledges before it writes)."""
+    deadline = time.monotonic() + timeout
+    have = stored_rows(query_url)
+    while have < expected and time.monotonic() < deadline:
+        time.sleep(0.5)
+        have = stored_rows(query_url)
+    return have
+
+
+def convert_rollouts(cfg: DemoConfig, query_url: str) -> Any:
+    """Training rollouts (agent ``kb-agent``) from the store -> Lightning JSONL + call rows, GRPO credit."""
+    from lightspan.converters import ConvertConfig, Selection, convert
+
+    return convert(ConvertConfig(
+        dsn=query_url, selection=Selection(agent_name=AGENT_NAME), credit="grpo",
+        output_dir=str(cfg.work_dir / "converted"), formats=("trajectory-jsonl", "rows-parquet"),
+    ))
+
+
+def _fresh(cfg: DemoConfig) -> None:
+    """Start from an empty store, spool and outputs (the warm-start cache is kept)."""
+    import shutil
+
+    for name in ("store", "spool", "converted", "train"):
+        shutil.rmtree(cfg.work_dir / name, ignore_errors=True)
+
+
 def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
-    """Every stage in order; prints one line per stage and returns the numbers."""
+    """Every stage in order, through the real parts; prints one line per stage and returns the numbers.
+
+    agent (openai client -> PolicyServer) --OTLP gRPC--> collector subprocess (chDB) --HTTP--> convert
+    -> lightningrl -> reload -> re-evaluate.
+    """
+    from lightspan.demo.collector_proc import start_collector
+    from lightspan.demo.report import write_json, write_markdown, write_plot
+    from lightspan.training.metrics import read_metrics
+
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
+    _fresh(cfg)
     seconds: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
@@ -264,27 +317,78 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     echo(f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks")
     policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
     echo(f"policy: warm-started tiny model in {policy} ({seconds['warmstart']}s)")
+    collector = timed("collector_start", lambda: start_collector(cfg.work_dir))
+    echo(f"collector: OTLP {collector.otlp_endpoint}, store {cfg.work_dir / 'store'}, "
+         f"query interface {collector.query_url}")
+    cfg.otlp_endpoint = collector.otlp_endpoint
     tracing = setup_tracing(cfg)
     server = start_policy_server(policy)
-    echo(f"serving: {server.base_url} (model 'policy')")
+    echo(f"serving: {server.base_url} (model 'policy', openai client with vLLM-style token ids)")
+    hops: dict[str, int] = {}
+    result = after = None
     try:
         before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
         echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
+        tracing.flush()
+        llm_before = tracing.span_counts()["chat"]
         episodes = timed("rollouts", lambda: collect_rollouts(cfg, world, server))
         train_reward = statistics.fmean(ep.reward for ep in episodes)
         echo(f"rollouts: {len(episodes)} (train reward {train_reward:.3f}) in {seconds['rollouts']}s")
-        rows = rows_from_episodes(episodes)
-        result = timed("train", lambda: train_policy(cfg, policy, rows))
-        echo(f"train: lightningrl {result.steps} steps on {len(rows)} rows -> {result.model_path} "
+        tracing.flush()
+        counts = tracing.span_counts()
+        hops["training rollouts run"] = len(episodes)
+        hops["LLM calls in training rollouts (spans)"] = counts["chat"] - llm_before
+        hops["spans exported over OTLP"] = sum(counts.values())
+        hops["rows stored in ClickHouse"] = timed(
+            "ingest_wait", lambda: wait_for_rows(collector.query_url, hops["spans exported over OTLP"]))
+        echo(f"collector: {hops['rows stored in ClickHouse']} rows stored for "
+             f"{hops['spans exported over OTLP']} spans exported")
+        conv = timed("convert", lambda: convert_rollouts(cfg, collector.query_url))
+        hops["trajectories converted"] = conv.rollouts_converted
+        hops["LLM calls in trajectories"] = conv.llm_calls
+        hops["training rows written"] = conv.rows_written.get("rows-parquet", 0)
+        echo(f"convert: {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
+             f"{hops['training rows written']} rows ({conv.rollouts_skipped} skipped) in {seconds['convert']}s")
+        result = timed("train", lambda: train_policy(cfg, policy, str(cfg.work_dir / "converted")))
+        echo(f"train: lightningrl {result.steps} steps on {result.num_rows} rows -> {result.model_path} "
              f"({seconds['train']}s)")
         timed("reload", lambda: server.reload(result.model_path))
         after = timed("eval_after", lambda: evaluate(cfg, world, server, "after"))
         echo(f"held-out reward after: {after.reward:.3f} (before {before.reward:.3f}, "
              f"{after.reward - before.reward:+.3f})")
+        served = server.model_path
     finally:
         server.stop()
         tracing.flush()
-    spans = dict(tracing.span_counts())
-    echo("spans: " + ", ".join(f"{k}={v}" for k, v in sorted(spans.items())))
-    return DemoReport(str(cfg.work_dir), policy, result.model_path, before, after, len(episodes), train_reward,
-                      len(rows), result.steps, spans, seconds)
+        total_exported = sum(tracing.span_counts().values())
+        hops["spans exported in total (incl. evaluations)"] = total_exported
+        hops["rows stored in total"] = wait_for_rows(collector.query_url, total_exported, timeout=60)
+        code = collector.stop()
+        echo(f"collector stopped (exit {code})")
+    counts_match = (
+        hops["spans exported over OTLP"] == hops["rows stored in ClickHouse"]
+        and hops["LLM calls in training rollouts (spans)"] == hops["LLM calls in trajectories"]
+        == hops["training rows written"]
+        and hops["trajectories converted"] == hops["training rollouts run"]
+        and hops["spans exported in total (incl. evaluations)"] == hops["rows stored in total"]
+    )
+    echo("hops: " + "; ".join(f"{k} = {v}" for k, v in hops.items()))
+    echo(f"counts match at every hop: {counts_match}")
+    paths = {
+        "work dir": str(cfg.work_dir), "embedded store": str(cfg.work_dir / "store"),
+        "trajectories (Lightning JSONL)": str(cfg.work_dir / "converted" / "trajectory-jsonl"),
+        "training rows (Parquet)": str(cfg.work_dir / "converted" / "rows-parquet"),
+        "trained policy": str(result.model_path), "training metrics": str(result.metrics_path),
+        "collector log": str(collector.log_path),
+        "plot": str(cfg.work_dir / "reward.png"), "report": str(cfg.work_dir / "report.md"),
+    }
+    report = DemoReport(
+        str(cfg.work_dir), policy, result.model_path, served, before, after, len(episodes), train_reward,
+        result.steps, hops, counts_match, dict(tracing.span_counts()), seconds, paths,
+    )
+    write_plot(read_metrics(result.metrics_path), before.reward, after.reward if after else None,
+               cfg.work_dir / "reward.png")
+    write_markdown(report.to_dict(), cfg.work_dir / "report.md")
+    write_json(report.to_dict(), cfg.work_dir / "report.json")
+    echo(f"report: {cfg.work_dir / 'report.md'}, plot: {cfg.work_dir / 'reward.png'}")
+    return report

@@ -1,27 +1,59 @@
-"""The demo's quick mode end to end (in-process spans): warm start, serve, rollouts, lightningrl, reload."""
+"""The demo's quick mode end to end through every real part, as CI's end-to-end test.
+
+`lightspan demo --quick` runs in its own process (it configures the global tracer provider and owns a
+collector subprocess): the agent talks to the policy through the real openai client, spans travel over
+OTLP gRPC to a `lightspan collector` subprocess that writes chDB, the converter and the trainer read
+through the collector's ClickHouse HTTP interface, TRL trains, and the server reloads the checkpoint.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from lightspan.demo.cli import demo
-from lightspan.demo.run import DemoConfig, run_demo
 
 
 @pytest.mark.slow
-def test_quick_demo_counts_match_and_training_produces_the_served_checkpoint(tmp_path):
-    lines: list[str] = []
-    report = run_demo(DemoConfig(work_dir=tmp_path / "demo", quick=True), echo=lines.append)
-    assert report.rollouts == 32 and report.rows == 32
-    assert report.before.n == report.after.n == 16
-    llm_calls = report.rollouts + report.before.n + report.after.n
-    assert report.spans["chat"] == report.spans["lightspan.reward"] == report.spans["invoke_agent"] == llm_calls
-    assert report.train_steps == 4
-    assert (Path(report.trained_path) / "model.safetensors").is_file()
-    assert any(line.startswith("held-out reward after") for line in lines)
+@pytest.mark.e2e
+def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_trained_checkpoint(tmp_path):
+    work = tmp_path / "demo"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "lightspan", "demo", "--quick", "--work-dir", str(work)],
+                          capture_output=True, text=True, timeout=900, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    report = json.loads((work / "report.json").read_text())
+    hops = report["hops"]
+    # spans exported = rows stored = calls in trajectories = training rows, at every hop
+    assert hops["spans exported over OTLP"] == hops["rows stored in ClickHouse"] > 0
+    assert (hops["LLM calls in training rollouts (spans)"] == hops["LLM calls in trajectories"]
+            == hops["training rows written"] == hops["training rollouts run"] == 32)
+    assert hops["trajectories converted"] == 32
+    assert hops["spans exported in total (incl. evaluations)"] == hops["rows stored in total"]
+    assert report["counts_match"] is True
+    # evaluation and training rollouts all became spans of every kind the contract names
+    rollouts = report["rollouts"] + report["before"]["n"] + report["after"]["n"]
+    assert report["spans"]["chat"] == report["spans"]["lightspan.reward"] == report["spans"]["invoke_agent"] == rollouts
+    assert report["spans"]["execute_tool"] >= rollouts and report["spans"]["gap.node"] >= rollouts
+    # training ran, saved a checkpoint, and that checkpoint is what the endpoint served afterwards
+    assert report["train_steps"] == 4
+    assert (Path(report["trained_path"]) / "model.safetensors").is_file()
+    assert report["served_path"] == report["trained_path"]
+    # the trajectories on disk validate against the published schema
+    from lightspan.schemas import validate_trajectory
+
+    files = sorted((work / "converted" / "trajectory-jsonl").glob("*.jsonl"))
+    docs = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
+    assert len(docs) == 32
+    for doc in docs:
+        validate_trajectory(doc)
+    assert (work / "reward.png").stat().st_size > 0 and "Counts at every hop" in (work / "report.md").read_text()
 
 
 def test_cli_refuses_bad_arguments(tmp_path):
