@@ -17,40 +17,36 @@ def _rolling(values: list[float], window: int) -> list[float]:
     return out
 
 
-def write_plot(metrics: list[dict[str, Any]], before: float, after: float | None, path: Path) -> Path:
-    """Left: reward of the batch at each training step (rolling mean) and the policy's clip ratio.
-    Right: held-out reward of the policy before and after training."""
+def write_plot(metrics: list[dict[str, Any]], before: float, rounds: list[dict[str, Any]], path: Path) -> Path:
+    """Reward per training step: the held-out reward of the policy at step 0 and after each on-policy
+    round, the reward of each round's training rollouts, and (faint) the reward of each training batch."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    fig, ax = plt.subplots(figsize=(10, 4.5))
     steps = [m["step"] for m in metrics if "rl/reward_mean" in m]
     rewards = [m["rl/reward_mean"] for m in metrics if "rl/reward_mean" in m]
-    kl = [m.get("rl/approx_kl", 0.0) for m in metrics if "rl/reward_mean" in m]
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 1]})
     if steps:
-        window = max(1, len(steps) // 25)
-        ax1.plot(steps, rewards, color="#c8d6e5", lw=0.8, label="batch reward")
-        ax1.plot(steps, _rolling(rewards, window), color="#2e86de", lw=2, label=f"rolling mean ({window} steps)")
-        ax1b = ax1.twinx()
-        ax1b.plot(steps, _rolling(kl, window), color="#ee5253", lw=1, alpha=0.7, label="approx KL (rolling)")
-        ax1b.set_ylabel("approx KL to behaviour policy")
-        ax1b.legend(loc="upper right", fontsize=8)
-    ax1.set_xlabel("training step (lightningrl)")
-    ax1.set_ylabel("reward of the rollouts in the batch")
-    ax1.set_ylim(-0.05, 1.05)
-    ax1.legend(loc="upper left", fontsize=8)
-    ax1.set_title("reward per training step")
-    labels, values = ["before"], [before]
-    if after is not None:
-        labels.append("after")
-        values.append(after)
-    bars = ax2.bar(labels, values, color=["#8395a7", "#10ac84"][: len(values)])
-    for bar, value in zip(bars, values, strict=True):
-        ax2.text(bar.get_x() + bar.get_width() / 2, value + 0.02, f"{value:.3f}", ha="center")
-    ax2.set_ylim(0, 1.05)
-    ax2.set_title("held-out reward")
+        window = max(1, len(steps) // 40)
+        ax.plot(steps, _rolling(rewards, window), color="#c8d6e5", lw=1,
+                label=f"reward of the training batch (rolling {window} steps)")
+    xs = [0] + [r["cumulative_steps"] for r in rounds]
+    held = [before] + [r["held_out_after"] for r in rounds]
+    ax.plot(xs, held, "o-", color="#10ac84", lw=2.5, label="held-out reward of the policy")
+    for x, y in zip(xs, held, strict=True):
+        ax.annotate(f"{y:.3f}", (x, y), textcoords="offset points", xytext=(0, 8), ha="center")
+    starts = [0] + [r["cumulative_steps"] for r in rounds[:-1]]
+    ax.plot(starts, [r["train_reward"] for r in rounds], "s--", color="#2e86de",
+            label="reward of the round's training rollouts (on-policy)")
+    for r in rounds[:-1]:
+        ax.axvline(r["cumulative_steps"], color="#8395a7", lw=0.8, ls=":")
+    ax.set_xlabel("training step (lightningrl, cumulative over rounds)")
+    ax.set_ylabel("reward")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_title("lightspan demo: reward per training step")
+    ax.legend(loc="upper left", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -67,6 +63,13 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
         f"Held-out reward: **{before['reward']:.3f} -> {after['reward']:.3f}** "
         f"({after['reward'] - before['reward']:+.3f}) over {after['n']} rollouts each."
         if after else f"Held-out reward before: {before['reward']:.3f}",
+        "",
+        "## Rounds (rollouts on the current policy -> convert -> lightningrl -> reload)",
+        "",
+        "| round | rollouts | their reward | rows | steps | held-out reward after |",
+        "| ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {r['round']} | {r['rollouts']} | {r['train_reward']:.3f} | {r['rows']} | {r['steps']} | "
+          f"{r['held_out_after']:.3f} |" for r in report.get("rounds", [])],
         "",
         "## Counts at every hop",
         "",

@@ -40,7 +40,8 @@ Echo = Callable[[str], None]
 class DemoConfig:
     """Everything ``lightspan demo`` can vary.
 
-    n_rollouts: training rollouts (train tasks x ``group_size`` attempts, tasks cycled).
+    n_rollouts: training rollouts per round (train tasks x ``group_size`` attempts, tasks cycled).
+    rounds: on-policy rounds of rollouts -> convert -> lightningrl -> reload, each on the newest policy.
     group_size: attempts per task (the group GRPO advantages are normalized over).
     held_out: fraction of tasks kept out of training, evaluated before and after.
     eval_attempts: sampled attempts per held-out task (same seeds before and after).
@@ -49,6 +50,7 @@ class DemoConfig:
 
     work_dir: Path = Path("lightspan-demo")
     n_rollouts: int = 1200
+    rounds: int = 3
     group_size: int = 8
     held_out: float = 0.25
     eval_attempts: int = 4
@@ -72,8 +74,11 @@ class DemoConfig:
             raise ValueError(f"n_rollouts ({self.n_rollouts}) must be at least group_size ({self.group_size})")
         if self.group_size < 2:
             raise ValueError(f"group_size must be >= 2 for group-normalized advantages, got {self.group_size}")
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.quick:
             self.n_rollouts = min(self.n_rollouts, 32)
+            self.rounds = min(self.rounds, 2)
             self.eval_attempts = min(self.eval_attempts, 2)
             self.max_eval_tasks = self.max_eval_tasks or 8
             self.max_steps = self.max_steps if self.max_steps > 0 else 4
@@ -133,6 +138,7 @@ class DemoReport:
     spans: dict[str, int]
     seconds: dict[str, float]
     paths: dict[str, str]
+    rounds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -211,13 +217,17 @@ def evaluate(cfg: DemoConfig, world: World, server: Any, label: str) -> EvalResu
                       {k: statistics.fmean(v) for k, v in sorted(by_type.items())})
 
 
-def collect_rollouts(cfg: DemoConfig, world: World, server: Any) -> list[Episode]:
-    """``n_rollouts`` training rollouts: train tasks in a fixed order, ``group_size`` attempts each."""
+def collect_rollouts(cfg: DemoConfig, world: World, server: Any, round_: int = 1) -> list[Episode]:
+    """``n_rollouts`` training rollouts: train tasks in a fixed order, ``group_size`` attempts each.
+
+    Attempt numbers continue across rounds, and each round samples with its own seeds.
+    """
     n_tasks = cfg.n_rollouts // cfg.group_size
     tasks = [world.train[i % len(world.train)] for i in range(n_tasks)]
-    jobs = [(t, a + (i // len(world.train)) * cfg.group_size) for i, t in enumerate(tasks)
+    base = (round_ - 1) * cfg.group_size * (1 + (n_tasks - 1) // len(world.train))
+    jobs = [(t, base + a + (i // len(world.train)) * cfg.group_size) for i, t in enumerate(tasks)
             for a in range(cfg.group_size)]
-    return _rollouts(cfg, jobs, server, world, "rollouts", salt=cfg.seed)
+    return _rollouts(cfg, jobs, server, world, f"rollouts round {round_}", salt=cfg.seed + 1000 * (round_ - 1))
 
 
 def rows_from_episodes(episodes: list[Episode]) -> list[dict[str, Any]]:
@@ -241,12 +251,12 @@ def rows_from_episodes(episodes: list[Episode]) -> list[dict[str, Any]]:
     return rows
 
 
-def train_policy(cfg: DemoConfig, model_path: str, data: Any) -> Any:
+def train_policy(cfg: DemoConfig, model_path: str, data: Any, output_dir: Path | None = None) -> Any:
     """One lightningrl run on ``data`` (rows, a Dataset, converter output or a DSN); returns its TrainResult."""
     from lightspan.training import TrainConfig, train
 
     return train(TrainConfig(
-        algo="lightningrl", model=model_path, data=data, output_dir=str(cfg.work_dir / "train"),
+        algo="lightningrl", model=model_path, data=data, output_dir=str(output_dir or cfg.work_dir / "train"),
         learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.batch_size, clip_epsilon=cfg.clip_epsilon,
         clip_epsilon_high=cfg.clip_epsilon_high, seed=cfg.seed, use_cpu=True, progress=False,
@@ -275,13 +285,14 @@ def wait_for_rows(query_url: str, expected: int, timeout: float = 180.0) -> int:
     return have
 
 
-def convert_rollouts(cfg: DemoConfig, query_url: str) -> Any:
-    """Training rollouts (agent ``kb-agent``) from the store -> Lightning JSONL + call rows, GRPO credit."""
+def convert_rollouts(cfg: DemoConfig, query_url: str, since: Any = None, output_dir: Path | None = None) -> Any:
+    """Training rollouts (agent ``kb-agent``, started at or after ``since``) from the store ->
+    Lightning JSONL + call rows, with GRPO advantages over each task's rollouts of that selection."""
     from lightspan.converters import ConvertConfig, Selection, convert
 
     return convert(ConvertConfig(
-        dsn=query_url, selection=Selection(agent_name=AGENT_NAME), credit="grpo",
-        output_dir=str(cfg.work_dir / "converted"), formats=("trajectory-jsonl", "rows-parquet"),
+        dsn=query_url, selection=Selection(agent_name=AGENT_NAME, since=since), credit="grpo",
+        output_dir=str(output_dir or cfg.work_dir / "converted"), formats=("trajectory-jsonl", "rows-parquet"),
     ))
 
 
@@ -293,11 +304,64 @@ def _fresh(cfg: DemoConfig) -> None:
         shutil.rmtree(cfg.work_dir / name, ignore_errors=True)
 
 
+@dataclass
+class RoundResult:
+    """One on-policy round: its rollouts' reward, the training it did, held-out reward afterwards."""
+
+    round: int
+    rollouts: int
+    train_reward: float
+    rows: int
+    steps: int
+    cumulative_steps: int
+    held_out_after: float
+    model_path: str
+
+
+def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing, collector: Any, model: str,
+           hops: Counter[str], seconds: dict[str, float], echo: Echo, done_steps: int) -> tuple[RoundResult, Any]:
+    """Rollouts on the current policy -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval."""
+    from datetime import datetime, timezone
+
+    def timed(name: str, fn: Callable[[], Any]) -> Any:
+        started = time.perf_counter()
+        value = fn()
+        seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - started, 1)
+        return value
+
+    since = datetime.now(timezone.utc)
+    tracing.flush()
+    llm_before = tracing.span_counts()["chat"]
+    episodes = timed("rollouts", lambda: collect_rollouts(cfg, world, server, r))
+    train_reward = statistics.fmean(ep.reward for ep in episodes)
+    tracing.flush()
+    counts = tracing.span_counts()
+    exported = sum(counts.values())
+    stored = timed("ingest_wait", lambda: wait_for_rows(collector.query_url, exported))
+    hops["training rollouts run"] += len(episodes)
+    hops["LLM calls in training rollouts (spans)"] += counts["chat"] - llm_before
+    out = cfg.work_dir / "converted" / f"round-{r}"
+    conv = timed("convert", lambda: convert_rollouts(cfg, collector.query_url, since=since, output_dir=out))
+    hops["trajectories converted"] += conv.rollouts_converted
+    hops["LLM calls in trajectories"] += conv.llm_calls
+    hops["training rows written"] += conv.rows_written.get("rows-parquet", 0)
+    echo(f"round {r}: {len(episodes)} rollouts (reward {train_reward:.3f}) -> store: {exported} spans exported so far, "
+         f"{stored} rows stored -> {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
+         f"{conv.rows_written.get('rows-parquet', 0)} rows")
+    result = timed("train", lambda: train_policy(cfg, model, str(out), output_dir=cfg.work_dir / "train" / f"round-{r}"))
+    timed("reload", lambda: server.reload(result.model_path))
+    held = timed("eval", lambda: evaluate(cfg, world, server, f"round {r}"))
+    echo(f"round {r}: lightningrl {result.steps} steps on {result.num_rows} rows; held-out reward now "
+         f"{held.reward:.3f}; serving {result.model_path}")
+    return RoundResult(r, len(episodes), train_reward, result.num_rows, result.steps, done_steps + result.steps,
+                       held.reward, result.model_path), (result, held)
+
+
 def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     """Every stage in order, through the real parts; prints one line per stage and returns the numbers.
 
     agent (openai client -> PolicyServer) --OTLP gRPC--> collector subprocess (chDB) --HTTP--> convert
-    -> lightningrl -> reload -> re-evaluate.
+    -> lightningrl -> reload, for ``cfg.rounds`` on-policy rounds -> held-out reward before and after.
     """
     from lightspan.demo.collector_proc import start_collector
     from lightspan.demo.report import write_json, write_markdown, write_plot
@@ -306,11 +370,12 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     _fresh(cfg)
     seconds: dict[str, float] = {}
+    started = time.perf_counter()
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
+        t0 = time.perf_counter()
         value = fn()
-        seconds[name] = round(time.perf_counter() - started, 1)
+        seconds[name] = round(time.perf_counter() - t0, 1)
         return value
 
     world = prepare_world(cfg)
@@ -324,70 +389,58 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     tracing = setup_tracing(cfg)
     server = start_policy_server(policy)
     echo(f"serving: {server.base_url} (model 'policy', openai client with vLLM-style token ids)")
-    hops: dict[str, int] = {}
-    result = after = None
+    hops: Counter[str] = Counter()
+    rounds: list[RoundResult] = []
+    metrics: list[dict[str, Any]] = []
+    after = result = served = None
     try:
         before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
         echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
-        tracing.flush()
-        llm_before = tracing.span_counts()["chat"]
-        episodes = timed("rollouts", lambda: collect_rollouts(cfg, world, server))
-        train_reward = statistics.fmean(ep.reward for ep in episodes)
-        echo(f"rollouts: {len(episodes)} (train reward {train_reward:.3f}) in {seconds['rollouts']}s")
-        tracing.flush()
-        counts = tracing.span_counts()
-        hops["training rollouts run"] = len(episodes)
-        hops["LLM calls in training rollouts (spans)"] = counts["chat"] - llm_before
-        hops["spans exported over OTLP"] = sum(counts.values())
-        hops["rows stored in ClickHouse"] = timed(
-            "ingest_wait", lambda: wait_for_rows(collector.query_url, hops["spans exported over OTLP"]))
-        echo(f"collector: {hops['rows stored in ClickHouse']} rows stored for "
-             f"{hops['spans exported over OTLP']} spans exported")
-        conv = timed("convert", lambda: convert_rollouts(cfg, collector.query_url))
-        hops["trajectories converted"] = conv.rollouts_converted
-        hops["LLM calls in trajectories"] = conv.llm_calls
-        hops["training rows written"] = conv.rows_written.get("rows-parquet", 0)
-        echo(f"convert: {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
-             f"{hops['training rows written']} rows ({conv.rollouts_skipped} skipped) in {seconds['convert']}s")
-        result = timed("train", lambda: train_policy(cfg, policy, str(cfg.work_dir / "converted")))
-        echo(f"train: lightningrl {result.steps} steps on {result.num_rows} rows -> {result.model_path} "
-             f"({seconds['train']}s)")
-        timed("reload", lambda: server.reload(result.model_path))
-        after = timed("eval_after", lambda: evaluate(cfg, world, server, "after"))
-        echo(f"held-out reward after: {after.reward:.3f} (before {before.reward:.3f}, "
-             f"{after.reward - before.reward:+.3f})")
+        model = policy
+        for r in range(1, cfg.rounds + 1):
+            summary, (result, after) = _round(cfg, r, world, server, tracing, collector, model, hops, seconds,
+                                               echo, rounds[-1].cumulative_steps if rounds else 0)
+            offset = rounds[-1].cumulative_steps if rounds else 0
+            metrics += [{**m, "step": m["step"] + offset} for m in read_metrics(result.metrics_path) if "step" in m]
+            rounds.append(summary)
+            model = result.model_path
         served = server.model_path
+        echo(f"held-out reward after {cfg.rounds} round(s): {after.reward:.3f} (before {before.reward:.3f}, "
+             f"{after.reward - before.reward:+.3f})")
     finally:
         server.stop()
         tracing.flush()
         total_exported = sum(tracing.span_counts().values())
-        hops["spans exported in total (incl. evaluations)"] = total_exported
-        hops["rows stored in total"] = wait_for_rows(collector.query_url, total_exported, timeout=60)
+        hops["spans exported over OTLP (all, incl. evaluations)"] = total_exported
+        hops["rows stored in ClickHouse"] = wait_for_rows(collector.query_url, total_exported, timeout=60)
         code = collector.stop()
         echo(f"collector stopped (exit {code})")
+    seconds["total"] = round(time.perf_counter() - started, 1)
+    hops_d = dict(hops)
     counts_match = (
-        hops["spans exported over OTLP"] == hops["rows stored in ClickHouse"]
-        and hops["LLM calls in training rollouts (spans)"] == hops["LLM calls in trajectories"]
-        == hops["training rows written"]
-        and hops["trajectories converted"] == hops["training rollouts run"]
-        and hops["spans exported in total (incl. evaluations)"] == hops["rows stored in total"]
+        hops_d["spans exported over OTLP (all, incl. evaluations)"] == hops_d["rows stored in ClickHouse"]
+        and hops_d["LLM calls in training rollouts (spans)"] == hops_d["LLM calls in trajectories"]
+        == hops_d["training rows written"]
+        and hops_d["trajectories converted"] == hops_d["training rollouts run"]
     )
-    echo("hops: " + "; ".join(f"{k} = {v}" for k, v in hops.items()))
+    echo("hops: " + "; ".join(f"{k} = {v}" for k, v in hops_d.items()))
     echo(f"counts match at every hop: {counts_match}")
     paths = {
         "work dir": str(cfg.work_dir), "embedded store": str(cfg.work_dir / "store"),
-        "trajectories (Lightning JSONL)": str(cfg.work_dir / "converted" / "trajectory-jsonl"),
-        "training rows (Parquet)": str(cfg.work_dir / "converted" / "rows-parquet"),
-        "trained policy": str(result.model_path), "training metrics": str(result.metrics_path),
+        "trajectories (Lightning JSONL)": str(cfg.work_dir / "converted" / "round-N" / "trajectory-jsonl"),
+        "training rows (Parquet)": str(cfg.work_dir / "converted" / "round-N" / "rows-parquet"),
+        "trained policy": str(result.model_path if result else None),
+        "training metrics": str(cfg.work_dir / "train" / "round-N" / "metrics.jsonl"),
         "collector log": str(collector.log_path),
         "plot": str(cfg.work_dir / "reward.png"), "report": str(cfg.work_dir / "report.md"),
     }
     report = DemoReport(
-        str(cfg.work_dir), policy, result.model_path, served, before, after, len(episodes), train_reward,
-        result.steps, hops, counts_match, dict(tracing.span_counts()), seconds, paths,
+        str(cfg.work_dir), policy, result.model_path if result else None, served, before, after,
+        sum(x.rollouts for x in rounds), statistics.fmean(x.train_reward for x in rounds) if rounds else 0.0,
+        sum(x.steps for x in rounds), hops_d, counts_match, dict(tracing.span_counts()), seconds, paths,
+        [asdict(x) for x in rounds],
     )
-    write_plot(read_metrics(result.metrics_path), before.reward, after.reward if after else None,
-               cfg.work_dir / "reward.png")
+    write_plot(metrics, before.reward, [asdict(x) for x in rounds], cfg.work_dir / "reward.png")
     write_markdown(report.to_dict(), cfg.work_dir / "report.md")
     write_json(report.to_dict(), cfg.work_dir / "report.json")
     echo(f"report: {cfg.work_dir / 'report.md'}, plot: {cfg.work_dir / 'reward.png'}")

@@ -31,26 +31,27 @@ def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_traine
     report = json.loads((work / "report.json").read_text())
     hops = report["hops"]
     # spans exported = rows stored = calls in trajectories = training rows, at every hop
-    assert hops["spans exported over OTLP"] == hops["rows stored in ClickHouse"] > 0
+    assert hops["spans exported over OTLP (all, incl. evaluations)"] == hops["rows stored in ClickHouse"] > 0
+    # quick mode: 2 on-policy rounds of 32 rollouts, each converted from the store on its own
     assert (hops["LLM calls in training rollouts (spans)"] == hops["LLM calls in trajectories"]
-            == hops["training rows written"] == hops["training rollouts run"] == 32)
-    assert hops["trajectories converted"] == 32
-    assert hops["spans exported in total (incl. evaluations)"] == hops["rows stored in total"]
+            == hops["training rows written"] == hops["training rollouts run"] == 64)
+    assert hops["trajectories converted"] == 64
+    assert [r["rows"] for r in report["rounds"]] == [32, 32]
     assert report["counts_match"] is True
     # evaluation and training rollouts all became spans of every kind the contract names
-    rollouts = report["rollouts"] + report["before"]["n"] + report["after"]["n"]
+    rollouts = report["rollouts"] + report["before"]["n"] + report["after"]["n"] * len(report["rounds"])
     assert report["spans"]["chat"] == report["spans"]["lightspan.reward"] == report["spans"]["invoke_agent"] == rollouts
     assert report["spans"]["execute_tool"] >= rollouts and report["spans"]["gap.node"] >= rollouts
     # training ran, saved a checkpoint, and that checkpoint is what the endpoint served afterwards
-    assert report["train_steps"] == 4
+    assert report["train_steps"] == 8
     assert (Path(report["trained_path"]) / "model.safetensors").is_file()
     assert report["served_path"] == report["trained_path"]
     # the trajectories on disk validate against the published schema
     from lightspan.schemas import validate_trajectory
 
-    files = sorted((work / "converted" / "trajectory-jsonl").glob("*.jsonl"))
+    files = sorted((work / "converted").glob("round-*/trajectory-jsonl/*.jsonl"))
     docs = [json.loads(line) for f in files for line in f.read_text().splitlines() if line]
-    assert len(docs) == 32
+    assert len(docs) == 64 and len({d["trace_id"] for d in docs}) == 64
     for doc in docs:
         validate_trajectory(doc)
     assert (work / "reward.png").stat().st_size > 0 and "Counts at every hop" in (work / "report.md").read_text()
