@@ -37,7 +37,7 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
 @click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--dsn", envvar=env.LIGHTSPAN_CLICKHOUSE_DSN, show_envvar=True,
               help="chdb:///dir (embedded, default ~/.lightspan/data) or http(s)://user:pass@host:8123/db.")
-@click.option("-o", "--output-dir", envvar=env.LIGHTSPAN_OUTPUT_DIR, show_envvar=True, default="lightspan-out",
+@click.option("-o", "--output-dir", "--output", envvar=env.LIGHTSPAN_OUTPUT_DIR, show_envvar=True, default="lightspan-out",
               show_default=True, type=click.Path(file_okay=False), help="Where the formats are written.")
 @click.option("-f", "--formats", default=",".join(DEFAULT_FORMATS), show_default=True, callback=_formats,
               help=f"Comma-separated subset of: {', '.join(FORMATS)}.")

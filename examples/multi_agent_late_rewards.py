@@ -10,7 +10,7 @@ to the trajectory.
     lightspan collector --data-dir ./data &                     # OTLP on 4317/4318, rewards on 4318
     python examples/multi_agent_late_rewards.py --serve-tiny    # builds + serves a tiny local policy
     python examples/multi_agent_late_rewards.py --base-url http://vllm:8000/v1 --model my-model
-    lightspan convert --dsn http://127.0.0.1:8123/lightspan --out ./converted
+    lightspan convert --dsn http://127.0.0.1:8123/lightspan --reward-name user_feedback --output ./converted
 
 Without a collector running the agent still works; the export and the reward post log their failure.
 """
