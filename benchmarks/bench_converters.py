@@ -122,12 +122,20 @@ def convert_phase(dsn: str, out: str, chunk: int) -> None:
     """Run in a fresh process: convert everything to Parquet rows and print a JSON line of results."""
     from lightspan.converters import ConvertConfig, convert
 
+    def cpu() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    cpu0, load0 = cpu(), os.getloadavg()[0]
     report = convert(ConvertConfig(dsn=dsn, output_dir=out, formats=("rows-parquet",), chunk_rollouts=chunk,
                                    validate=False))
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # CPU seconds (all threads, ClickHouse's included) are far less sensitive to the shared machine's load
+    # than wall time; the load average before and after says how shared it was.
     print(json.dumps({"spans": report.spans_read, "seconds": report.seconds, "rollouts": report.rollouts_converted,
                       "rows": report.rows_written.get("rows-parquet", 0), "skipped": dict(report.skipped),
-                      "peak_rss_mib": peak_kib / 1024}))
+                      "peak_rss_mib": peak_kib / 1024, "cpu_seconds": cpu() - cpu0,
+                      "load_before": load0, "load_after": os.getloadavg()[0]}))
 
 
 def export_subset(dsn: str, database: str, n_rollouts: int, path: Path) -> int:
@@ -189,7 +197,9 @@ def main() -> None:
     rate = result["spans"] / result["seconds"]
     print(f"lightspan: {result['spans']} spans, {result['rollouts']} rollouts -> {result['rows']} rows "
           f"({parquet_mib:.1f} MiB Parquet) in {result['seconds']:.2f}s = {rate:,.0f} spans/s; "
-          f"peak RSS {result['peak_rss_mib']:.0f} MiB; skipped {result['skipped']}")
+          f"peak RSS {result['peak_rss_mib']:.0f} MiB; skipped {result['skipped']}; "
+          f"CPU {result['cpu_seconds']:.1f}s ({result['spans'] / result['cpu_seconds']:,.0f} spans per CPU-second); "
+          f"load average {result['load_before']:.1f} -> {result['load_after']:.1f}")
     agl_python = REPO / ".envs" / "agl" / "bin" / "python"
     if args.agl_rollouts and agl_python.exists():
         with tempfile.TemporaryDirectory() as tmp:

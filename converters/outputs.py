@@ -92,6 +92,10 @@ class PartWriter:
         self._writer: Any = None
         self._fh: Any = None
         self._tmp: Path | None = None
+        # Parquet encoding and zstd run outside the GIL: one background thread writes a chunk while the
+        # next is rebuilt. At most one write is pending, so memory stays bounded by one chunk's table.
+        self._pool: Any = None
+        self._pending: Any = None
 
     def _open(self) -> None:
         ext = "parquet" if self.parquet else "jsonl"
@@ -126,7 +130,7 @@ class PartWriter:
                         dropped += 1
                 rows = good
                 table = rows_to_table(rows, self.schema)
-            self._writer.write_table(table)
+            self._write_async(table)
         else:
             self._fh.write("".join(_dumps(materialize(r)) + "\n" for r in rows))
         self.rows += len(rows)
@@ -135,7 +139,34 @@ class PartWriter:
             self._close_part()
         return dropped
 
+    def write_table(self, table: Any) -> int:
+        """Append an Arrow table already in this format's schema (the fast path's rows)."""
+        if table.num_rows == 0:
+            return 0
+        if self._tmp is None:
+            self._open()
+        self._write_async(table)
+        self.rows += table.num_rows
+        self.rows_in_part += table.num_rows
+        if self.rows_in_part >= ROWS_PER_PART:
+            self._close_part()
+        return 0
+
+    def _write_async(self, table: Any) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lightspan-parquet")
+        self._pending = self._pool.submit(self._writer.write_table, table)
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            pending.result()  # re-raises a write error here
+
     def _close_part(self) -> None:
+        self._wait()
         if self._tmp is None:
             return
         if self._writer is not None:
@@ -150,7 +181,12 @@ class PartWriter:
         self._tmp = None
 
     def close(self) -> None:
-        self._close_part()
+        try:
+            self._close_part()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+                self._pool = None
 
 
 def materialize(row: dict[str, Any]) -> dict[str, Any]:
@@ -164,13 +200,25 @@ def _column(values: list[Any], typ: Any) -> Any:
     """An Arrow column from Python values and ArrowRefs; refs into one array are gathered with ``take``."""
     import pyarrow as pa
 
-    refs = [v for v in values if type(v) is ArrowRef]
-    if not refs:
+    if not pa.types.is_list(typ):  # only list columns (messages, token ids) can hold ArrowRefs
         return pa.array(values, type=typ)
-    source = refs[0].array
-    if all(r.array is source for r in refs) and len(refs) + values.count(None) == len(values):
-        idx = pa.array([v.row if v is not None else None for v in values], type=pa.int64())
-        return source.take(idx).cast(typ)
+    source = None
+    idx: list[int | None] = []
+    for v in values:  # one pass: all refs into one array (or None) -> a single take
+        if type(v) is ArrowRef:
+            if source is None:
+                source = v.array
+            elif v.array is not source:
+                break
+            idx.append(v.row)
+        elif v is None:
+            idx.append(None)
+        else:
+            break
+    else:
+        if source is not None:
+            return source.take(pa.array(idx, type=pa.int64())).cast(typ)
+        return pa.array(values, type=typ)
     return pa.array([v.get() if type(v) is ArrowRef else v for v in values], type=typ)
 
 
@@ -214,6 +262,9 @@ class OutputSet:
 
     def write(self, fmt: str, rows: list[dict[str, Any]]) -> int:
         return self.writers[fmt].write(rows) if fmt in self.writers else 0
+
+    def write_table(self, fmt: str, table: Any) -> int:
+        return self.writers[fmt].write_table(table) if fmt in self.writers else 0
 
     def close(self) -> None:
         for w in self.writers.values():

@@ -17,6 +17,7 @@ from typing import Any
 from . import datasets_rows as D
 from .config import ConvertConfig
 from .credit import assign_credit
+from .fastpath import FAST_CREDIT, plain_call_rows
 from .lightning import to_lightning
 from .model import Trajectory
 from .outputs import OutputSet
@@ -95,44 +96,74 @@ def _skip(report: ConvertReport, reason: str, message: str) -> None:
 
 
 _DONE = object()
+#: Threads (each with its own client) fetching chunks; two keep both cores of a small machine busy.
+FETCH_THREADS = 2
 
 
-def _prefetched(reader: SpanReader, watermark: datetime | None, chunk_rollouts: int) -> Iterator[tuple[Any, ...]]:
-    """(rollout ids, spans, posted rewards) per chunk, read one chunk ahead by a background thread.
+def _prefetched(pager: SpanReader, readers: list[SpanReader], watermark: datetime | None, chunk_rollouts: int
+                ) -> Iterator[tuple[Any, ...]]:
+    """(rollout ids, spans, posted rewards) per chunk, in order, read ahead by background threads.
 
-    ClickHouse (chDB or HTTP) works outside the GIL, so reading the next chunk overlaps with rebuilding
-    this one. Every query runs on that one thread (an HTTP session allows no concurrent queries), and the
-    queue holds one chunk, so at most three chunks are in memory.
+    ClickHouse (chDB or HTTP) works outside the GIL, so reading the next chunks overlaps with rebuilding
+    this one. ``pager`` pages through the rollout ids; chunk k is fetched by reader k % len(readers), each
+    on its own thread with its own client (a chDB handle or HTTP session runs one query at a time), so
+    with two readers two chunks' queries run on two cores. Each reader's queue holds one chunk: at
+    most ``2 * len(readers) + 1`` chunks are in memory, however many rollouts there are.
     """
-    out: queue.Queue[Any] = queue.Queue(maxsize=1)
     stop = threading.Event()
+    n = len(readers)
+    inbox: list[queue.Queue[Any]] = [queue.Queue(maxsize=1) for _ in range(n)]
+    outbox: list[queue.Queue[Any]] = [queue.Queue(maxsize=1) for _ in range(n)]
 
-    def put(item: Any) -> bool:
+    def put(q: queue.Queue[Any], item: Any) -> bool:
         while not stop.is_set():
             try:
-                out.put(item, timeout=0.2)
+                q.put(item, timeout=0.2)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def work() -> None:
+    def page() -> None:
+        k = 0
         try:
-            for ids in reader.iter_chunks(watermark, chunk_rollouts):
-                rollout_ids = [r for _, r in ids]
-                item = (rollout_ids, reader.fetch_spans(rollout_ids), reader.fetch_posted_rewards(rollout_ids))
-                if not put(item):
+            for ids in pager.iter_chunks(watermark, chunk_rollouts):
+                if not put(inbox[k % n], [r for _, r in ids]):
                     return
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(exc)
+                k += 1
+        except BaseException as exc:  # handed on in order to the consumer, which re-raises it
+            put(inbox[k % n], exc)
             return
-        put(_DONE)
+        for j in range(n):
+            put(inbox[(k + j) % n], _DONE)
 
-    thread = threading.Thread(target=work, name="lightspan-convert-reader", daemon=True)
-    thread.start()
+    def fetch(reader: SpanReader, src: queue.Queue[Any], dst: queue.Queue[Any]) -> None:
+        while not stop.is_set():
+            try:
+                ids = src.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            if ids is _DONE or isinstance(ids, BaseException):
+                put(dst, ids)
+                return
+            try:
+                item = (ids, reader.fetch_spans(ids), reader.fetch_posted_rewards(ids))
+            except BaseException as exc:
+                put(dst, exc)
+                return
+            if not put(dst, item):
+                return
+
+    threads = [threading.Thread(target=page, name="lightspan-convert-pager", daemon=True)]
+    threads += [threading.Thread(target=fetch, args=(r, inbox[j], outbox[j]), name=f"lightspan-convert-reader-{j}",
+                                 daemon=True) for j, r in enumerate(readers)]
+    for t in threads:
+        t.start()
     try:
+        k = 0
         while True:
-            item = out.get()
+            item = outbox[k % n].get()
+            k += 1
             if item is _DONE:
                 return
             if isinstance(item, BaseException):
@@ -140,22 +171,38 @@ def _prefetched(reader: SpanReader, watermark: datetime | None, chunk_rollouts: 
             yield item
     finally:
         stop.set()
-        thread.join(timeout=5)
+        for t in threads:
+            t.join(timeout=5)
 
 
-def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, watermark: datetime | None
-            ) -> Iterator[list[Trajectory]]:
-    """Rebuilt, credited trajectories, one chunk (whole task groups when needed) at a time."""
+def _fast_ok(config: ConvertConfig) -> bool:
+    """Whether the chunk-wide fast path (converters/fastpath.py) can produce this run's outputs."""
+    return set(config.formats) == {"rows-parquet"} and config.agent_match is None and config.credit in FAST_CREDIT
+
+
+def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, watermark: datetime | None,
+            fast: bool = False, fetchers: list[SpanReader] | None = None) -> Iterator[tuple[list[Trajectory], Any]]:
+    """Rebuilt, credited trajectories, one chunk (whole task groups when needed) at a time; with ``fast``,
+    also the call rows of the chunk's plain rollouts (:class:`PlainRows`), which are not rebuilt."""
     pattern = re.compile(config.agent_match) if config.agent_match else None
-    for rollout_ids, batch, posted in _prefetched(reader, watermark, config.chunk_rollouts):
+    for rollout_ids, batch, posted in _prefetched(reader, fetchers or [reader], watermark, config.chunk_rollouts):
         report.rollouts_seen += len(rollout_ids)
         report.spans_read += batch.num_rows
         found = {rid for rid, _, _ in batch.segments}
         for rid in rollout_ids:
             if rid not in found:  # its spans vanished between the two queries (TTL, deletion)
                 _skip(report, "no_spans", f"rollout {rid} has no spans any more")
+        plain = None
+        if fast and batch.table is not None and batch.segments:
+            from .outputs import _arrow_schema
+
+            plain = plain_call_rows(batch.table, batch.arrays or {}, batch.segments, posted,
+                                    _arrow_schema("rows-parquet"), credit=config.credit, gamma=config.gamma,
+                                    reward_name=config.reward_name)
         trajs: list[Trajectory] = []
-        for rid, a, b in batch.segments:
+        for s, (rid, a, b) in enumerate(batch.segments):
+            if plain is not None and plain.plain[s]:
+                continue
             try:
                 traj = rebuild(
                     rid, batch.cols, a, b, posted.get(rid),
@@ -171,7 +218,7 @@ def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, wa
             trajs.append(traj)
         assign_credit(trajs, config.credit, gamma=config.gamma, reward_name=config.reward_name,
                       epsilon=config.grpo_epsilon)
-        yield trajs
+        yield trajs, (batch.segments, plain)
 
 
 def iter_trajectories(config: ConvertConfig, report: ConvertReport | None = None) -> Iterator[Trajectory]:
@@ -180,14 +227,66 @@ def iter_trajectories(config: ConvertConfig, report: ConvertReport | None = None
 
     parsed = parse_dsn(config.dsn)
     client = connect(parsed)
+    extra: list[Any] = []
     try:
         _check_schema(client, parsed.database)
         reader = SpanReader(client, parsed.database, config.selection, group_by_task=config.groups_by_task)
+        extra = [connect(parsed) for _ in range(FETCH_THREADS)]
+        fetchers = [SpanReader(c, parsed.database, config.selection) for c in extra]
         watermark = reader.read_watermark() if config.selection.incremental else None
-        for chunk in _chunks(config, report or ConvertReport(), reader, watermark):
+        for chunk, _ in _chunks(config, report or ConvertReport(), reader, watermark, fetchers=fetchers):
             yield from chunk
     finally:
+        for c in extra:
+            c.close()
         client.close()
+
+
+def _write_plain(out: OutputSet, trajs: list[Trajectory], segments: list[tuple[str, int, int]], plain: Any,
+                 report: ConvertReport) -> list[tuple[str, str]]:
+    """rows-parquet for a chunk with fast-path rows: both kinds in segment order (as ``rebuild`` would
+    have produced them); returns ``(rollout id, task id)`` of every rollout written."""
+    import numpy as np
+
+    by_rid = {t.rollout_id: t for t in trajs}
+    done: list[tuple[str, str]] = []
+    bounds = np.searchsorted(plain.row_seg, np.arange(len(segments) + 1))
+    s = 0
+    while s < len(segments):
+        e = s
+        if plain.plain[s]:
+            while e < len(segments) and plain.plain[e]:
+                done.append((segments[e][0], plain.tasks[e]))
+                report.llm_calls += int(plain.calls[e])
+                e += 1
+            lo, hi = int(bounds[s]), int(bounds[e])
+            report.rows_dropped += out.write_table("rows-parquet", plain.table.slice(lo, hi - lo))
+            report.rollouts_converted += e - s
+        else:
+            while e < len(segments) and not plain.plain[e]:
+                e += 1
+            run = [by_rid[rid] for rid, _, _ in segments[s:e] if rid in by_rid]
+            for t in _write_chunk_trajs(out, run, report):
+                done.append((t.rollout_id, t.task_id))
+                report.rollouts_converted += 1
+        s = e
+    return done
+
+
+def _write_chunk_trajs(out: OutputSet, trajs: list[Trajectory], report: ConvertReport) -> list[Trajectory]:
+    rows: list[dict[str, Any]] = []
+    written: list[Trajectory] = []
+    for t in trajs:
+        try:
+            r = D.call_rows(t)
+        except Exception as exc:  # broken input must never stop the run
+            _skip(report, "error", f"{t.rollout_id}: {type(exc).__name__}: {exc}")
+            continue
+        rows.extend(r)
+        report.llm_calls += len(t.calls)
+        written.append(t)
+    report.rows_dropped += out.write("rows-parquet", rows)
+    return written
 
 
 def _write_chunk(config: ConvertConfig, out: OutputSet, trajs: list[Trajectory], report: ConvertReport
@@ -261,9 +360,13 @@ def convert(config: ConvertConfig) -> ConvertReport:
     report = ConvertReport()
     parsed = parse_dsn(config.dsn)
     client = connect(parsed)
+    extra: list[Any] = []
     try:
-        return _convert(config, client, parsed.database, report, t0)
+        extra = [connect(parsed) for _ in range(FETCH_THREADS)]
+        return _convert(config, client, parsed.database, report, t0, extra)
     finally:
+        for c in extra:
+            c.close()
         client.close()
 
 
@@ -277,9 +380,11 @@ def _check_schema(client: Any, database: str) -> None:
         )
 
 
-def _convert(config: ConvertConfig, client: Any, database: str, report: ConvertReport, t0: float) -> ConvertReport:
+def _convert(config: ConvertConfig, client: Any, database: str, report: ConvertReport, t0: float,
+             extra: list[Any]) -> ConvertReport:
     _check_schema(client, database)
     reader = SpanReader(client, database, config.selection, group_by_task=config.groups_by_task)
+    fetchers = [SpanReader(c, database, config.selection) for c in extra]
     sel = config.selection
     watermark = reader.read_watermark() if sel.incremental else None
     high_water = reader.current_high_water() if sel.incremental else None
@@ -294,13 +399,18 @@ def _convert(config: ConvertConfig, client: Any, database: str, report: ConvertR
 
         progress = tqdm(unit=" rollouts", desc="convert", leave=False)
     try:
-        for trajs in _chunks(config, report, reader, watermark):
-            written = _write_chunk(config, out, trajs, report)
-            for t in written:
-                seen_rollouts.add(t.rollout_id)
-                if t.task_id:
-                    seen_tasks.add(t.task_id)
-            report.rollouts_converted += len(written)
+        for trajs, (segments, plain) in _chunks(config, report, reader, watermark, fast=_fast_ok(config),
+                                                      fetchers=fetchers):
+            if plain is not None:
+                done = _write_plain(out, trajs, segments, plain, report)
+            else:
+                written = _write_chunk(config, out, trajs, report)
+                done = [(t.rollout_id, t.task_id) for t in written]
+                report.rollouts_converted += len(written)
+            for rid, task in done:
+                seen_rollouts.add(rid)
+                if task:
+                    seen_tasks.add(task)
             if progress is not None:
                 progress.n = report.rollouts_seen
                 progress.set_postfix(spans=report.spans_read, skipped=report.rollouts_skipped, refresh=False)

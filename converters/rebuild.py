@@ -175,13 +175,15 @@ def rebuild(
     gap_nodes: dict[str, dict[str, Any]] = {}
     has_gap = False
     traces: dict[str, None] = {}
+    trace_c, task_c, task_type_c = C["trace"], C["task"], C["task_type"]
+    task_id = task_type = ""
     for i in order:
         k = i - a
-        traces.setdefault(C["trace"][i], None)
-        if not traj.task_id and C["task"][i]:
-            traj.task_id = C["task"][i]
-        if not traj.task_type and C["task_type"][i]:
-            traj.task_type = C["task_type"][i]
+        traces.setdefault(trace_c[i], None)
+        if not task_id and task_c[i]:
+            task_id = task_c[i]
+        if not task_type and task_type_c[i]:
+            task_type = task_type_c[i]
         op = ops[i]
         fa = foreign[i]
         try:
@@ -190,20 +192,21 @@ def rebuild(
                     if C["suppressed"][i].lower() in _TRUE:
                         continue
                     # ClickHouse parsed what it could exactly (``*_ok``): those stay Arrow until read.
+                    row = C["row"][i]  # the span's row in the parsed Arrow columns
                     if C["in_ok"][i]:
-                        prompt = ArrowRef(C["in_arr"], i)
+                        prompt = ArrowRef(C["in_arr"], row)
                     else:
                         prompt = with_system(parse_messages(C["in_msgs"][i]), C["sys"][i])
                     if C["out_ok"][i]:
-                        completion = ArrowRef(C["out_arr"], i)
+                        completion = ArrowRef(C["out_arr"], row)
                     else:
                         completion = parse_messages(C["out_msgs"][i], A.GEN_AI_OUTPUT_MESSAGES, "assistant")
                     model, in_tok, out_tok = C["model"][i], C["in_tok"][i], C["out_tok"][i]
-                    p_ids = ArrowRef(C["p_arr"], i) if C["p_ok"][i] else parse_json_list(
+                    p_ids = ArrowRef(C["p_arr"], row) if C["p_ok"][i] else parse_json_list(
                         C["p_ids"][i], A.LLM_PROMPT_TOKEN_IDS)
-                    r_ids = ArrowRef(C["r_arr"], i) if C["r_ok"][i] else parse_json_list(
+                    r_ids = ArrowRef(C["r_arr"], row) if C["r_ok"][i] else parse_json_list(
                         C["r_ids"][i], A.LLM_RESPONSE_TOKEN_IDS)
-                    lps = ArrowRef(C["l_arr"], i) if C["l_ok"][i] else parse_json_list(
+                    lps = ArrowRef(C["l_arr"], row) if C["l_ok"][i] else parse_json_list(
                         C["lps"][i], A.LLM_RESPONSE_LOGPROBS, float)
                 else:
                     prompt, completion = mapped["prompt"], mapped["completion"]
@@ -218,24 +221,10 @@ def rebuild(
                     prior.completion = prior.completion or completion
                     span_to_call[C["sid"][i]] = prior
                     continue
-                call = LLMCall(
-                    span_id=C["sid"][i],
-                    trace_id=C["trace"][i],
-                    parent_span_id=C["pid"][i] or None,
-                    start_ns=C["start"][i],
-                    end_ns=C["start"][i] + C["dur"][i],
-                    prompt=prompt,
-                    completion=completion,
-                    model=model,
-                    agent_name=inh_agent[k],
-                    response_id=resp_id,
-                    prompt_token_ids=p_ids,
-                    completion_token_ids=r_ids,
-                    completion_logprobs=lps,
-                    input_tokens=in_tok,
-                    output_tokens=out_tok,
-                    gap_node_id=inh_node[k],
-                    step=len(traj.calls),
+                call = LLMCall.fast(
+                    C["sid"][i], trace_c[i], C["pid"][i] or None, C["start"][i], C["start"][i] + C["dur"][i],
+                    prompt, completion, model, inh_agent[k], resp_id, p_ids, r_ids, lps, in_tok, out_tok,
+                    inh_node[k], len(traj.calls),
                 )
                 if agent_match is not None:
                     call.trainable = agent_match.search(call.agent_name) is not None
@@ -312,6 +301,7 @@ def rebuild(
             )
         )
     # Rollout-level metadata.
+    traj.task_id, traj.task_type = task_id, task_type
     traj.trace_ids = list(traces)
     traj.created_ns = C["start"][a] if b > a else 0
     traj.attempt = max((C["attempt"][i] for i in range(a, b)), default=0)
