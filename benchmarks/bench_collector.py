@@ -3,8 +3,9 @@
 Spans are realistic GenAI chat spans (~2 KB of message content each, 14 attributes). Senders run in a
 separate process with pre-serialized requests, so the collector process's CPU time is the collector's
 cost (it includes the embedded chDB engine, which runs in-process). Reported: wall-clock spans/s and
-spans per collector CPU-second (= per core). The ceiling is the same rows inserted straight through
-clickhouse-connect (column-oriented) into chDB. The overload phase sends from 2x the concurrency the
+spans per collector CPU-second (= per core). The ceiling is the same rows inserted straight into chDB
+(clickhouse-connect Native, and the alternatives tried: Arrow, JSONColumns) next to the engine's own
+cost (INSERT ... SELECT), with decode and flatten costs per span. The overload phase sends from 2x the concurrency the
 writer keeps up with and records peak RSS and how many spans were refused with 503/UNAVAILABLE.
 
     .venv/bin/python benchmarks/bench_collector.py [--quick]
@@ -106,22 +107,121 @@ def sender(transport: str, port: int, requests: int, concurrency: int) -> None:
     print(json.dumps(stats))
 
 
-def ceiling(requests: int) -> float:
+def _arrow_table(columns: dict[str, list], names: list[str]):  # noqa: ANN202 - pyarrow is optional here
+    """Alternative tried: the batch as a pyarrow table built column-wise (maps as flat keys/values/offsets)."""
+    from itertools import chain
+
+    import numpy as np
+    import pyarrow as pa
+
+    s = pa.large_string()
+
+    def offsets(lengths: list[int]):  # noqa: ANN202
+        return pa.array(np.concatenate([[0], np.cumsum(lengths)]).astype(np.int32))
+
+    def ts(v: list[int]):  # noqa: ANN202
+        return pa.array(np.array(v, dtype=np.uint64).view(np.int64), pa.timestamp("ns"))
+
+    def map_(ds: list[dict]):  # noqa: ANN202
+        return pa.MapArray.from_arrays(offsets([len(d) for d in ds]), pa.array(list(chain.from_iterable(ds)), s),
+                                       pa.array(list(chain.from_iterable(map(dict.values, ds))), s))  # fmt: skip
+
+    def list_(v: list[list], inner):  # noqa: ANN001, ANN202
+        return pa.ListArray.from_arrays(offsets([len(x) for x in v]), inner(list(chain.from_iterable(v))))
+
+    typed = {"Duration": pa.uint64(), "InputTokens": pa.uint64(), "OutputTokens": pa.uint64(), "Attempt": pa.uint32(),
+             "GapLevel": pa.int32(), "RewardValue": pa.float64()}  # fmt: skip
+    arrays = []
+    for n in names:
+        v = columns[n]
+        if n == "Timestamp":
+            arrays.append(ts(v))
+        elif n == "Events.Timestamp":
+            arrays.append(list_(v, ts))
+        elif n in ("ResourceAttributes", "SpanAttributes"):
+            arrays.append(map_(v))
+        elif n in ("Events.Attributes", "Links.Attributes"):
+            arrays.append(list_(v, map_))
+        elif n.startswith(("Events.", "Links.")):
+            arrays.append(list_(v, lambda x: pa.array(x, s)))
+        else:
+            arrays.append(pa.array(v, typed.get(n, s)))
+    return pa.Table.from_arrays(arrays, names=names)
+
+
+def ceiling(requests: int) -> dict:
+    """The same rows, already flattened, inserted straight into chDB three ways, plus the engine alone.
+
+    ``native``: clickhouse-connect column insert (what the collector does). ``arrow``: a pyarrow table
+    built column-wise, ``insert_arrow``. ``json``: ``orjson.dumps`` of the columns, parsed by ClickHouse
+    as JSONColumns through ``file()`` (integer ns converted in SQL). ``engine_floor``: ``INSERT ... SELECT``
+    from an in-memory copy of the rows (no client work at all: sort, compress, indexes). Interleaved,
+    best of 3 rounds, so machine load hits each alike. CPU seconds are the process's (chDB is in-process).
+    """
+    import orjson
+
     from lightspan.collector.otlp import COLUMNS, decode_protobuf, flatten
+    from lightspan.collector.redact import Redactor
+    from lightspan.schemas import ddl
     from lightspan.storage import apply_schema, connect
 
-    flat = flatten(decode_protobuf(make_request(seed=99)))
-    for s in range(1, max(requests, 2)):
-        flat.extend(flatten(decode_protobuf(make_request(seed=99 + s))))
-    client = connect(f"chdb://{tempfile.mkdtemp(prefix='ls-ceiling-')}")
+    bodies = [make_request(seed=99 + s) for s in range(max(requests, 2))]
+    redactor = Redactor(max_attribute_bytes=65536)  # the collector's default limit
+    cpu0 = time.process_time()
+    reqs = [decode_protobuf(b) for b in bodies]
+    decode_cpu = time.process_time() - cpu0
+    flats = [flatten(r, redactor) for r in reqs]
+    flatten_cpu = time.process_time() - cpu0 - decode_cpu
+    flat = flats[0]
+    for f in flats[1:]:
+        flat.extend(f)
+    d = tempfile.mkdtemp(prefix="ls-ceiling-")
+    client = connect(f"chdb://{d}/data")
     apply_schema(client)
-    start = time.perf_counter()
-    for i in range(0, flat.rows, 10_000):
-        client.insert("lightspan.otel_traces", [flat.columns[c][i : i + 10_000] for c in COLUMNS],
-                      column_names=COLUMNS, column_oriented=True)  # fmt: skip
-    rate = flat.rows / (time.perf_counter() - start)
+    table, batch = "lightspan.otel_traces", 10_000
+    types = {**ddl.OTEL_TRACES_COLUMNS, **{k: v[0] for k, v in ddl.LIGHTSPAN_SPAN_COLUMNS.items()}}
+    ns_cols = {"Timestamp": "Int64", "Events.Timestamp": "Array(Int64)"}
+    structure = ", ".join(f"`{c}` {ns_cols.get(c, types[c])}" for c in COLUMNS)
+    select = ", ".join({"Timestamp": "fromUnixTimestamp64Nano(`Timestamp`)",
+                        "Events.Timestamp": "arrayMap(x -> fromUnixTimestamp64Nano(x), `Events.Timestamp`)"}.get(c, f"`{c}`")
+                       for c in COLUMNS)  # fmt: skip
+    names = ", ".join(f"`{c}`" for c in COLUMNS)
+    json_path = f"{d}/batch.json"
+
+    def part(lo: int, hi: int) -> dict[str, list]:
+        return {c: flat.columns[c][lo:hi] for c in COLUMNS}
+
+    def native(lo: int, hi: int) -> None:
+        cols = part(lo, hi)
+        client.insert(table, [cols[c] for c in COLUMNS], column_names=COLUMNS, column_oriented=True)
+
+    def arrow(lo: int, hi: int) -> None:
+        client.insert_arrow(table, _arrow_table(part(lo, hi), COLUMNS))
+
+    def json_columns(lo: int, hi: int) -> None:
+        with open(json_path, "wb") as fh:
+            fh.write(orjson.dumps(part(lo, hi)))
+        client.command(f"INSERT INTO {table} ({names}) SELECT {select} FROM file('{json_path}', 'JSONColumns', '{structure}')")
+
+    def engine(lo: int, hi: int) -> None:
+        client.command(f"INSERT INTO {table} SELECT * FROM lightspan.ceiling_src LIMIT {hi - lo} OFFSET {lo}")
+
+    native(0, min(batch, flat.rows))  # warm-up, and rows for the in-memory source of the engine floor
+    client.command(f"CREATE TABLE lightspan.ceiling_src ENGINE = Memory AS SELECT * FROM {table}")
+    out: dict = {"decode_us_per_span": round(decode_cpu / flat.rows * 1e6, 1),
+                 "flatten_us_per_span": round(flatten_cpu / flat.rows * 1e6, 1)}  # fmt: skip
+    for _ in range(3):
+        for name, fn in (("native", native), ("arrow", arrow), ("json", json_columns), ("engine_floor", engine)):
+            rows = flat.rows if name != "engine_floor" else min(batch, flat.rows)
+            cpu0, t0 = time.process_time(), time.perf_counter()
+            for i in range(0, rows, batch):
+                fn(i, min(i + batch, rows))
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+            if name not in out or cpu < out[name]["cpu_s"]:
+                out[name] = {"rows": rows, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
+                             "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu)}  # fmt: skip
     client.close()
-    return rate
+    return out
 
 
 def run_collector_phase(transport: str, requests: int, concurrency: int, **cfg: object) -> dict:
@@ -139,7 +239,7 @@ def run_collector_phase(transport: str, requests: int, concurrency: int, **cfg: 
     c.stop(timeout=120)
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     written = int(c.metrics.written._value.get())
-    return {"transport": transport, "spans_written": written, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+    return {"transport": transport, "load_avg_1m": round(os.getloadavg()[0], 2), "spans_written": written, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
             "spans_per_s": round(written / wall), "spans_per_cpu_s": round(written / cpu), **stats,
             "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # fmt: skip
 
@@ -149,13 +249,20 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="small run (about a minute)")
     ap.add_argument("--requests", type=int, default=None, help="exports per phase (512 spans each)")
     ap.add_argument("--sender", nargs=4, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-only", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sender:
         transport, port, n, conc = args.sender
         return sender(transport, int(port), int(n), int(conc))
+    if args.ceiling_only:
+        print(json.dumps(ceiling(args.ceiling_only)))
+        return None
     n = args.requests or (20 if args.quick else 100)
-    results = {"spans_per_request": SPANS_PER_REQUEST, "request_bytes": len(make_request())}
-    results["ceiling_direct_insert_rows_per_s"] = round(ceiling(n))
+    results: dict = {"spans_per_request": SPANS_PER_REQUEST, "request_bytes": len(make_request()),
+                     "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
+    # In a child process, so the rows it holds do not count in the collector phases' peak RSS.
+    out = subprocess.run([sys.executable, __file__, "--ceiling-only", str(n)], capture_output=True, text=True, check=True)
+    results["ceiling"] = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(results), flush=True)
     for transport in ("grpc", "http"):
         r = run_collector_phase(transport, n, 2)
@@ -165,7 +272,6 @@ def main() -> None:
     r = run_collector_phase("grpc", n, 4, queue_max_spans=20_000, batch_max_spans=5_000)
     results["overload_2x"] = r
     print(json.dumps(r), flush=True)
-
 
 if __name__ == "__main__":
     main()

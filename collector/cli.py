@@ -10,6 +10,7 @@ import threading
 import time
 
 import click
+
 from lightspan.schemas import env
 
 _STD = set(vars(logging.makeLogRecord({})))

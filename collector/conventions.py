@@ -24,7 +24,7 @@ _OPENLLMETRY = frozenset(
 )
 _OPENINFERENCE = frozenset({A.OPENINFERENCE_SPAN_KIND})
 _AGL = frozenset({A.AGL_ROLLOUT_ID, A.AGL_ATTEMPT_ID, f"{A.AGL_REWARD_PREFIX}.0.value"})
-_AGL_REWARD_SPANS = frozenset({A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN})
+AGL_REWARD_SPANS = frozenset({A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN})
 TRIGGERS = _OLD_GENAI | _OPENLLMETRY | _OPENINFERENCE | _AGL
 
 _OI_KIND_TO_OP = {"LLM": A.OP_CHAT, "TOOL": A.OP_EXECUTE_TOOL, "AGENT": A.OP_INVOKE_AGENT}
@@ -147,7 +147,7 @@ def _map_agentlightning(a: dict[str, str], span_name: str) -> None:
 
 def map_conventions(attrs: dict[str, str], span_name: str) -> None:
     """Fill contract keys from foreign ones in place; a no-op for spans with no foreign trigger key."""
-    if attrs.keys().isdisjoint(TRIGGERS) and span_name not in _AGL_REWARD_SPANS:
+    if attrs.keys().isdisjoint(TRIGGERS) and span_name not in AGL_REWARD_SPANS:
         return
     applied = []
     keys = attrs.keys()
@@ -157,7 +157,7 @@ def map_conventions(attrs: dict[str, str], span_name: str) -> None:
     if not keys.isdisjoint(_OPENLLMETRY):
         _map_openllmetry(attrs)
         applied.append("openllmetry")
-    if not keys.isdisjoint(_AGL) or span_name in _AGL_REWARD_SPANS:
+    if not keys.isdisjoint(_AGL) or span_name in AGL_REWARD_SPANS:
         _map_agentlightning(attrs, span_name)
         applied.append("agentlightning")
     if not keys.isdisjoint(_OLD_GENAI) and "openllmetry" not in applied:

@@ -18,11 +18,12 @@ import math
 from decimal import Decimal
 from typing import Any
 
-from lightspan.schemas import attributes as A
-from lightspan.schemas import ddl
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from .conventions import map_conventions
+from lightspan.schemas import attributes as A
+from lightspan.schemas import ddl
+
+from .conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions
 from .redact import Redactor
 
 #: Columns the collector writes (IngestedAt is left to its DEFAULT).
@@ -31,6 +32,8 @@ COLUMNS: list[str] = [c for c in ddl.SPANS_COLUMNS if c != "IngestedAt"]
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
 _SERVICE_NAME = "service.name"
+_ZERO_TRACE_ID = bytes(16)
+_MAX_TIMESTAMP = 2**63 - 1  # DateTime64(9) is int64 ns; a later start could never be inserted
 
 
 class MalformedRequest(ValueError):
@@ -137,15 +140,26 @@ def _slow_str(v: Any, w: str | None) -> str:
 
 
 def attrs_to_dict(kvs: Any) -> dict[str, str]:
+    """Attribute values as strings. Strings (nearly all GenAI attributes) skip ``WhichOneof``: a
+    non-empty ``string_value`` can only come from the string member of the oneof."""
     out = {}
     for kv in kvs:
         v = kv.value
-        w = v.WhichOneof("value")
-        out[kv.key] = v.string_value if w == "string_value" else _slow_str(v, w)
+        s = v.string_value
+        if s:
+            out[kv.key] = s
+        else:
+            w = v.WhichOneof("value")
+            out[kv.key] = s if w == "string_value" else _slow_str(v, w)
     return out
 
 
-def _uint(value: str | None) -> int:
+_UINT32_MAX = 2**32 - 1
+_UINT64_MAX = 2**64 - 1
+
+
+def _uint(value: str | None, maximum: int = _UINT64_MAX) -> int:
+    """Like ClickHouse's ``toUIntNOrZero``: anything not a number in range becomes 0 (never fails an insert)."""
     if not value:
         return 0
     try:
@@ -155,7 +169,7 @@ def _uint(value: str | None) -> int:
             n = int(float(value))
         except (ValueError, OverflowError):
             return 0
-    return n if n >= 0 else 0
+    return n if 0 <= n <= maximum else 0
 
 
 def _float_or_none(value: str | None) -> float | None:
@@ -172,9 +186,10 @@ def _gap_level(value: str | None) -> int:
     if not value:
         return -1
     try:
-        return int(value)
+        n = int(value)
     except ValueError:
         return -1
+    return n if -(2**31) <= n < 2**31 else -1
 
 
 class Flattened:
@@ -216,6 +231,8 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
     redact = redactor.apply if redactor is not None and redactor.active else None
     limit = redactor.limit if redactor is not None and redactor.max_attribute_bytes else None
     errors = out.errors
+    check_conventions = TRIGGERS.isdisjoint
+    empty: list = []  # shared by spans without events/links; never mutated
     for rs in req.resource_spans:
         res = attrs_to_dict(rs.resource.attributes)
         if redact:
@@ -224,10 +241,11 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
             limit(res)
         service = res.get(_SERVICE_NAME, "")
         for ss in rs.scope_spans:
-            scope_name, scope_version = ss.scope.name, ss.scope.version
+            scope = ss.scope
+            scope_name, scope_version = scope.name, scope.version
             for span in ss.spans:
                 trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8 or trace_id == b"\0" * 16:
+                if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE_ID:
                     out.rejected += 1
                     errors.append(
                         f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes "
@@ -236,8 +254,14 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                     continue
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 name = span.name
+                events = span.events
+                if start > _MAX_TIMESTAMP or (events and max(e.time_unix_nano for e in events) > _MAX_TIMESTAMP):
+                    out.rejected += 1
+                    errors.append(f"span {name!r}: timestamps must be before 2262-04-11 (int64 nanoseconds)")
+                    continue
                 a = attrs_to_dict(span.attributes)
-                map_conventions(a, name)
+                if not check_conventions(a) or name in AGL_REWARD_SPANS:
+                    map_conventions(a, name)
                 if redact:
                     redact(a)
                 if limit:
@@ -248,7 +272,8 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                 psid.append(span.parent_span_id.hex())
                 tstate.append(span.trace_state)
                 sname.append(name)
-                skind.append(SPAN_KINDS[span.kind] if 0 <= span.kind < 6 else "Unspecified")
+                kind = span.kind
+                skind.append(SPAN_KINDS[kind] if 0 <= kind < 6 else "Unspecified")
                 svc.append(service)
                 rattr.append(res)
                 scname.append(scope_name)
@@ -256,17 +281,17 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                 sattr.append(a)
                 dur.append(end - start if end > start else 0)
                 status = span.status
-                stcode.append(STATUS_CODES[status.code] if 0 <= status.code < 3 else "Unset")
+                code = status.code
+                stcode.append(STATUS_CODES[code] if 0 <= code < 3 else "Unset")
                 stmsg.append(status.message)
-                events = span.events
                 if events:
                     ev_ts.append([e.time_unix_nano for e in events])
                     ev_name.append([e.name for e in events])
                     ev_attr.append([attrs_to_dict(e.attributes) for e in events])
                 else:
-                    ev_ts.append([])
-                    ev_name.append([])
-                    ev_attr.append([])
+                    ev_ts.append(empty)
+                    ev_name.append(empty)
+                    ev_attr.append(empty)
                 links = span.links
                 if links:
                     ln_tid.append([ln.trace_id.hex() for ln in links])
@@ -274,14 +299,14 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                     ln_ts.append([ln.trace_state for ln in links])
                     ln_attr.append([attrs_to_dict(ln.attributes) for ln in links])
                 else:
-                    ln_tid.append([])
-                    ln_sid.append([])
-                    ln_ts.append([])
-                    ln_attr.append([])
+                    ln_tid.append(empty)
+                    ln_sid.append(empty)
+                    ln_ts.append(empty)
+                    ln_attr.append(empty)
                 get = a.get
                 rollout.append(get(A.ROLLOUT_ID) or get(A.AGL_ROLLOUT_ID) or "")
                 task.append(get(A.TASK_ID, ""))
-                attempt.append(_uint(get(A.ATTEMPT)))
+                attempt.append(_uint(get(A.ATTEMPT), _UINT32_MAX))
                 op.append(get(A.GEN_AI_OPERATION_NAME, ""))
                 agent.append(get(A.GEN_AI_AGENT_NAME, ""))
                 provider.append(get(A.GEN_AI_PROVIDER_NAME) or get(A.OLD_GEN_AI_SYSTEM) or "")
@@ -292,11 +317,13 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                 toolcall.append(get(A.GEN_AI_TOOL_CALL_ID, ""))
                 intok.append(_uint(get(A.GEN_AI_USAGE_INPUT_TOKENS)))
                 outtok.append(_uint(get(A.GEN_AI_USAGE_OUTPUT_TOKENS)))
-                rval.append(_float_or_none(get(A.REWARD_VALUE)))
+                reward = get(A.REWARD_VALUE)
+                rval.append(_float_or_none(reward) if reward else None)
                 rname.append(get(A.REWARD_NAME, ""))
-                gaplevel.append(_gap_level(get(A.GAP_LEVEL)))
+                gap = get(A.GAP_LEVEL)
+                gaplevel.append(_gap_level(gap) if gap else -1)
                 gapnode.append(get(A.GAP_NODE_ID, ""))
-                out.rows += 1
+    out.rows = len(ts)
     return out
 
 

@@ -71,19 +71,31 @@ class Spool:
         """Write one record durably; return its segment number (pass it to :meth:`commit` later)."""
         record = _HEADER.pack(len(payload), zlib.crc32(payload), kind) + payload
         with self._lock:
-            if self._closed:
-                raise RuntimeError("the spool is closed")
-            if self._size and self._size + len(record) > self.segment_bytes:
-                self._rotate_locked()
-            self._file.write(record)
-            self._size += len(record)
-            self._written += 1
-            ticket = self._written
-            no = self._active_no
-            self._pending[no] = self._pending.get(no, 0) + 1
+            placed = self._write_locked(record, rotate=False)
+        if placed is None:
+            # The segment is full. Lock order is always _sync_lock, then _lock (as in _sync and close):
+            # rotating while holding _lock and then waiting for _sync_lock deadlocks against a group fsync.
+            with self._sync_lock, self._lock:
+                placed = self._write_locked(record, rotate=True)
+        ticket, no = placed
         if self.fsync:
             self._sync(ticket)
         return no
+
+    def _write_locked(self, record: bytes, *, rotate: bool) -> tuple[int, int] | None:
+        """Append ``record`` to the active segment; None if it is full and ``rotate`` is False."""
+        if self._closed:
+            raise RuntimeError("the spool is closed")
+        if self._size and self._size + len(record) > self.segment_bytes:
+            if not rotate:
+                return None
+            self._rotate_locked()
+        self._file.write(record)
+        self._size += len(record)
+        self._written += 1
+        no = self._active_no
+        self._pending[no] = self._pending.get(no, 0) + 1
+        return self._written, no
 
     def _sync(self, ticket: int) -> None:
         # Group commit: one fsync makes every append written before it durable.
@@ -92,15 +104,15 @@ class Spool:
                 return
             with self._lock:
                 target, fd = self._written, self._file.fileno()
-            os.fsync(fd)
+            os.fsync(fd)  # outside _lock; rotate and close hold _sync_lock, so fd stays open meanwhile
             self._synced = max(self._synced, target)
 
     def _rotate_locked(self) -> None:
-        with self._sync_lock:
-            if self.fsync:
-                os.fsync(self._file.fileno())
-            self._synced = self._written
-            self._file.close()
+        """Called with _sync_lock and _lock held."""
+        if self.fsync:
+            os.fsync(self._file.fileno())
+        self._synced = self._written
+        self._file.close()
         old = self._active_no
         self._active_no += 1
         self._file = open(self._path(self._active_no), "ab", buffering=0)  # noqa: SIM115
@@ -157,7 +169,7 @@ class Spool:
         self._leftover = []
 
     def close(self) -> None:
-        with self._lock:
+        with self._sync_lock, self._lock:
             if self._closed:
                 return
             self._closed = True

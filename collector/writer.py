@@ -38,7 +38,11 @@ class Sink(Protocol):
 
 
 class ClickHouseSink:
-    """Column-oriented inserts through one clickhouse-connect client (serialized by ``lock``)."""
+    """Column-oriented inserts through one clickhouse-connect client (serialized by ``lock``).
+
+    Native format on purpose: Arrow (pyarrow table built column-wise) and JSONColumns (orjson) were
+    measured against it and were no faster end to end on embedded chDB (docs/benchmarks/collector.md).
+    """
 
     def __init__(self, client: Any, database: str, lock: threading.Lock | None = None):
         self.client = client

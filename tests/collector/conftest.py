@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
+
 from lightspan.collector import Collector, CollectorConfig
 
 

@@ -12,9 +12,10 @@ import urllib.request
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
 from lightspan.collector.writer import ClickHouseSink
 from lightspan.storage import apply_schema, connect
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
 
 from .conftest import free_port, query, wait_for
 from .test_receivers import _request

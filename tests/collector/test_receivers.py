@@ -10,11 +10,12 @@ import urllib.request
 
 import grpc
 import pytest
-from lightspan.schemas import attributes as A
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2 as ts
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2_grpc import TraceServiceStub
+
+from lightspan.schemas import attributes as A
 
 from .conftest import query, send_spans, wait_for
 
