@@ -23,8 +23,9 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from lightspan.instrumentation.gap import GAPPlanner, Graph, parse_plan
 from tqdm import tqdm
+
+from lightspan.instrumentation.gap import GAPPlanner, Graph, parse_plan
 
 MODES = ("sequential", "level", "dependency")
 

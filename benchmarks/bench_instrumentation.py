@@ -26,15 +26,16 @@ import time
 from collections.abc import Callable
 
 import wrapt
+from openai.types.chat import ChatCompletion
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
 from lightspan.instrumentation import rollout, tool
 from lightspan.instrumentation._llm import make_wrapper
 from lightspan.instrumentation.openai.patch import CHAT, tracer_getter
 from lightspan.instrumentation.processor import RolloutSpanProcessor
 from lightspan.schemas import attributes as A
-from openai.types.chat import ChatCompletion
-from opentelemetry import trace
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 
 class DropExporter(SpanExporter):

@@ -10,8 +10,9 @@ import json
 import logging
 from typing import Any
 
-from lightspan.schemas import attributes as A
 from opentelemetry.trace import Span
+
+from lightspan.schemas import attributes as A
 
 from ._settings import get_settings
 

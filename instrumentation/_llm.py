@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import wrapt
-from lightspan.schemas import attributes as A
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from lightspan.schemas import attributes as A
 
 from ._content import add_content
 

@@ -12,11 +12,12 @@ import threading
 from importlib import import_module
 from typing import Any
 
-from lightspan.schemas import env
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+from lightspan.schemas import env
 
 from ._settings import RedactHook, update_settings
 from .processor import RolloutSpanProcessor, ensure_rollout_processor

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from lightspan.schemas import env
 from opentelemetry.environment_variables import (
     OTEL_LOGS_EXPORTER,
     OTEL_METRICS_EXPORTER,
@@ -20,6 +19,8 @@ from opentelemetry.environment_variables import (
 )
 from opentelemetry.instrumentation.distro import BaseDistro
 from opentelemetry.sdk._configuration import _OTelSDKConfigurator
+
+from lightspan.schemas import env
 
 from .processor import ensure_rollout_processor
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from lightspan.schemas import attributes as A
 from opentelemetry import baggage, trace
 from opentelemetry.context import Context, create_key, get_current, get_value
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
+
+from lightspan.schemas import attributes as A
 
 _log = logging.getLogger(__name__)
 

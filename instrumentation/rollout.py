@@ -17,9 +17,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from lightspan.schemas import attributes as A
 from opentelemetry import baggage, context, trace
 from opentelemetry.trace import Span, Status, StatusCode
+
+from lightspan.schemas import attributes as A
 
 from .processor import ROLLOUT_KEY, ensure_rollout_processor
 

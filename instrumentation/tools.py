@@ -17,9 +17,10 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar, overload
 
-from lightspan.schemas import attributes as A
 from opentelemetry import trace
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from lightspan.schemas import attributes as A
 
 from ._content import add_content, set_content
 from .rollout import get_tracer

@@ -6,6 +6,7 @@ import json
 import logging
 
 import click
+
 from lightspan.schemas import env
 from lightspan.training.config import ALGOS
 

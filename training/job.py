@@ -182,9 +182,10 @@ def train(config: TrainConfig) -> TrainResult:
     >>> result = train(TrainConfig(model=build_tiny_model("tiny"), data="converted/", max_steps=10))  # doctest: +SKIP
     """
     import transformers
+    from transformers import PrinterCallback
+
     from lightspan.training.data import load_dataset_source
     from lightspan.training.metrics import JsonlMetricsCallback
-    from transformers import PrinterCallback
 
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # rows never leave the machine; neither do pings
     transformers.set_seed(config.seed)

@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from lightspan.schemas import rows as R
-from lightspan.training.data import messages
-from lightspan.training.metrics import MeteredMixin
 from trl.trainer.base_config import _BaseConfig
 from trl.trainer.base_trainer import _BaseTrainer
 from trl.trainer.utils import selective_log_softmax
+
+from lightspan.schemas import rows as R
+from lightspan.training.data import messages
+from lightspan.training.metrics import MeteredMixin
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 import wrapt
+
 from lightspan.schemas import attributes as A
 
 from .._content import add_content

@@ -11,10 +11,11 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Any
 
-from lightspan.schemas import attributes as A
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from lightspan.schemas import attributes as A
 
 from .._content import set_content
 from .._llm import LLM_CALL_KEY

@@ -11,8 +11,9 @@ from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from lightspan.schemas import attributes as A
 from opentelemetry import trace
+
+from lightspan.schemas import attributes as A
 
 from .._content import set_content
 from ..context import context_executor

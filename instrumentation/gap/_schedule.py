@@ -11,10 +11,11 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lightspan.schemas import attributes as A
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
+
+from lightspan.schemas import attributes as A
 
 from .._content import set_content
 from ..rollout import get_tracer

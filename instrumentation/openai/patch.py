@@ -8,8 +8,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from lightspan.schemas import attributes as A
 from opentelemetry import trace
+
+from lightspan.schemas import attributes as A
 
 from .._content import add_content, add_json
 from .._llm import Accumulator, CallSpec, Request

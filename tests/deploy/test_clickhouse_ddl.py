@@ -12,6 +12,7 @@ import sys
 
 import pytest
 from deploy_test_helpers import DEPLOY, chdb_client
+
 from lightspan.schemas import ddl
 
 CH_DIR = DEPLOY / "clickhouse"

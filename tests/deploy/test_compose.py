@@ -9,6 +9,7 @@ from importlib import resources
 
 import pytest
 from deploy_test_helpers import DEPLOY, REPO, interpolate, load_docs, read_env_file
+
 from lightspan.schemas import env
 
 COMPOSE_DIR = DEPLOY / "compose"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from deploy_test_helpers import DEPLOY, chdb_client, load_docs
+
 from lightspan.schemas import attributes as A
 from lightspan.schemas import ddl
 from lightspan.storage import apply_schema

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from deploy_test_helpers import DEPLOY, KUSTOMIZE_DIRS, by_kind, kubectl, kustomize_lite
+
 from lightspan.schemas import env
 
 CRD_KINDS = {"ClickHouseInstallation", "ClickHouseKeeperInstallation"}

@@ -13,7 +13,6 @@ if _REPO not in sys.path:  # tests.support is imported as a package from the rep
     sys.path.insert(0, _REPO)
 
 from lightspan.schemas import attributes as A  # noqa: E402
-
 from tests.support.spans import memory_exporter  # noqa: E402
 
 
@@ -80,7 +79,6 @@ def server(llm_server):
 def instrumented():
     """lightspan's instrumentors applied on the shared in-memory provider."""
     from lightspan.instrumentation import instrument
-
     from tests.support.spans import memory_provider
 
     memory_provider()

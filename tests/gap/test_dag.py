@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lightspan.instrumentation.gap import GAPPlanner, Graph, Task, TaskStatus, build_dag
 
 

@@ -6,6 +6,7 @@ import asyncio
 import threading
 
 import pytest
+
 from lightspan.instrumentation import tool
 from lightspan.instrumentation.gap import GAPPlanner, PlanError
 

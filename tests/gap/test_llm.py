@@ -6,9 +6,10 @@ import json
 
 import openai
 import pytest
+from opentelemetry.trace import StatusCode
+
 from lightspan.instrumentation.gap import GAPPlanner
 from lightspan.schemas import attributes as A
-from opentelemetry.trace import StatusCode
 
 PLAN_REPLY = """<think>two capitals, then their populations</think>
 <plan>

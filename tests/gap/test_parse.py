@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lightspan.instrumentation.gap import GAPPlanner, Graph, PlanError, Task, parse_plan
 from lightspan.instrumentation.gap._parse import fill_placeholders, parse_call
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from opentelemetry.trace import StatusCode
+
 from lightspan.instrumentation import rollout
 from lightspan.instrumentation.gap import GAPPlanner
 from lightspan.schemas import attributes as A
-from opentelemetry.trace import StatusCode
 
 from .conftest import normalized, rebuild_graph
 

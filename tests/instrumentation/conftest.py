@@ -51,7 +51,6 @@ def server(llm_server):
 def instrumented():
     """Every lightspan instrumentor applied (patching on import) on the shared in-memory provider."""
     from lightspan.instrumentation import instrument
-
     from tests.support.spans import memory_provider
 
     memory_provider()

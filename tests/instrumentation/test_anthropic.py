@@ -7,10 +7,10 @@ import json
 
 import anthropic
 import pytest
-from lightspan.instrumentation import rollout
-from lightspan.schemas import attributes as A
 from opentelemetry import trace
 
+from lightspan.instrumentation import rollout
+from lightspan.schemas import attributes as A
 from tests.support.llm_server import Reply, ToolCall
 
 MSGS = [{"role": "user", "content": "weather in paris please"}]

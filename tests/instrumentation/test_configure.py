@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from lightspan.instrumentation.config import make_exporter
 from lightspan.schemas import attributes as A
-
 from tests.support.otlp_sink import OTLPHTTPSink, OTLPSink
 
 REPO = Path(__file__).resolve().parents[2]

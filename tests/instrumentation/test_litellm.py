@@ -6,9 +6,9 @@ import asyncio
 import json
 
 import pytest
+
 from lightspan.instrumentation import rollout
 from lightspan.schemas import attributes as A
-
 from tests.support.llm_server import Reply, ToolCall
 
 litellm = pytest.importorskip("litellm")

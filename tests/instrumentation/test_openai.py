@@ -9,11 +9,11 @@ import json
 import openai
 import pytest
 import wrapt
+from opentelemetry import trace
+
 from lightspan.instrumentation import rollout
 from lightspan.instrumentation.openai import OpenAIInstrumentor
 from lightspan.schemas import attributes as A
-from opentelemetry import trace
-
 from tests.support.llm_server import Reply, ToolCall, logprob_for, token_ids_for
 
 MSGS = [{"role": "system", "content": "be brief"}, {"role": "user", "content": "what is two plus two"}]

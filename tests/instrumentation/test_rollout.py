@@ -9,12 +9,12 @@ import sys
 import threading
 
 import pytest
-from lightspan.instrumentation import context_executor, current_rollout, rollout, with_context
-from lightspan.schemas import attributes as A
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
 import lightspan
+from lightspan.instrumentation import context_executor, current_rollout, rollout, with_context
+from lightspan.schemas import attributes as A
 
 OTHER = trace.get_tracer("someone.else")
 

@@ -7,11 +7,12 @@ import inspect
 import json
 
 import pytest
+from opentelemetry import trace
+
 from lightspan.instrumentation import emit_reward, rollout, tool, tool_call_id
 from lightspan.instrumentation._content import bounded_json
 from lightspan.instrumentation._settings import update_settings
 from lightspan.schemas import attributes as A
-from opentelemetry import trace
 
 
 @tool

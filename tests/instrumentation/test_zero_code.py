@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from lightspan.schemas import attributes as A
 
+from lightspan.schemas import attributes as A
 from tests.support.llm_server import LLMServer, Reply, ToolCall, token_ids_for
 from tests.support.otlp_sink import OTLPSink
 

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from lightspan.schemas import attributes as A
 from lightspan.schemas import env, rows
 

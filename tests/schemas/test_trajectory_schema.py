@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 
 import pytest
+
 from lightspan.schemas import TrajectoryValidationError, validate_trajectory
 
 SEED_EXAMPLE = {

@@ -11,6 +11,7 @@ exactly (expected reward under the policy) and by sampling.
 from __future__ import annotations
 
 import torch
+
 from lightspan.schemas import rows as R
 from lightspan.training import TrainConfig, rewards, train
 

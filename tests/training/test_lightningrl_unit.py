@@ -5,6 +5,7 @@ from __future__ import annotations
 import datasets
 import pytest
 import torch
+
 from lightspan.training.lightningrl import (
     LightningRLCollator,
     LightningRLConfig,

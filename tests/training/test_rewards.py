@@ -6,6 +6,7 @@ import functools
 import sqlite3
 
 import pytest
+
 from lightspan.training import rewards
 
 

@@ -6,6 +6,7 @@ import math
 
 import pytest
 import yaml
+
 from lightspan.training import TrainConfig, train
 from lightspan.training.metrics import read_metrics
 
