@@ -22,8 +22,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from lightspan.schemas import attributes as A
 from lightspan.schemas import ddl
+from lightspan.schemas.conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions
 
-from .conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions
 from .redact import Redactor
 
 #: Columns the collector writes (IngestedAt is left to its DEFAULT).

@@ -1,15 +1,13 @@
-"""Pure mapping of span content onto lightspan's contract: message JSON, foreign conventions, rewards.
+"""Pure reading of span content: message JSON, token-id arrays, and mapped foreign spans' contract keys.
 
-One table for every convention the converters read (the collector maps the same conventions on
-ingest; rows written straight by other exporters arrive unmapped, so the converters map them too).
-No ClickHouse, no I/O: every function takes attribute values and returns plain Python values, so this
-module may move to ``schemas/`` unchanged.
+Rows written straight by other exporters arrive unmapped: the converters map them with the collector's
+own :mod:`lightspan.schemas.conventions`, then read the contract keys here.
+No ClickHouse, no I/O: every function takes attribute values and returns plain Python values.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 from lightspan.schemas import attributes as A
@@ -155,7 +153,8 @@ def maybe_json(raw: str) -> Any:
 
 
 # ---------------------------------------------------------------------------
-# Foreign conventions: which spans are LLM calls, and where their messages live
+# Foreign conventions: lightspan.schemas.conventions maps them (as the collector does on ingest); these
+# read the mapped contract keys of an unmapped row's attributes.
 # ---------------------------------------------------------------------------
 #: Span attribute keys whose presence marks a span that needs foreign mapping (checked in SQL, too).
 FOREIGN_MARKER_KEYS = (
@@ -173,81 +172,38 @@ AGL_REWARD_SPAN_NAMES = (A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN, A.AGL_
 #: Attribute-key prefixes whose presence marks a foreign span (checked in SQL).
 FOREIGN_MARKER_PREFIXES = (A.AGL_REWARD_PREFIX + ".",)
 
-_INDEXED = re.compile(r"^(\d+)\.(.+)$")
-
-
-def _indexed(attrs: dict[str, str], prefix: str, role_key: str, content_key: str) -> list[Message]:
-    rows: dict[int, dict[str, str]] = {}
-    plen = len(prefix)
-    for key, value in attrs.items():
-        if not key.startswith(prefix):
-            continue
-        m = _INDEXED.match(key[plen:])
-        if m:
-            rows.setdefault(int(m.group(1)), {})[m.group(2)] = value
-    out = []
-    for i in sorted(rows):
-        r = rows[i]
-        if role_key in r or content_key in r:
-            out.append({"role": r.get(role_key) or "user", "content": r.get(content_key, "")})
-    return out
-
 
 def foreign_llm(attrs: dict[str, str]) -> dict[str, Any] | None:
-    """Map an unmapped OpenInference / OpenLLMetry LLM span onto the contract.
+    """An LLM call from mapped attributes (see :func:`lightspan.schemas.conventions.mapped`).
 
     Returns ``{"operation", "prompt", "completion", "model", "input_tokens", "output_tokens",
-    "mapped_from"}`` or None when the span is not a foreign LLM call.
+    "prompt_token_ids", "completion_token_ids", "mapped_from"}`` or None when the span is no LLM call.
     """
-    kind = attrs.get(A.OPENINFERENCE_SPAN_KIND, "")
-    if kind.upper() == "LLM":
-        prompt = _indexed(attrs, A.OI_LLM_INPUT_MESSAGES_PREFIX, "message.role", "message.content")
-        completion = _indexed(attrs, A.OI_LLM_OUTPUT_MESSAGES_PREFIX, "message.role", "message.content")
-        if not prompt and attrs.get(A.OI_INPUT_VALUE):
-            prompt = [{"role": "user", "content": attrs[A.OI_INPUT_VALUE]}]
-        if not completion and attrs.get(A.OI_OUTPUT_VALUE):
-            completion = [{"role": "assistant", "content": attrs[A.OI_OUTPUT_VALUE]}]
-        return {
-            "operation": A.OP_CHAT,
-            "prompt": prompt,
-            "completion": completion,
-            "model": attrs.get(A.OI_LLM_MODEL_NAME, ""),
-            "input_tokens": _int(attrs.get(A.OI_LLM_TOKEN_COUNT_PROMPT)),
-            "output_tokens": _int(attrs.get(A.OI_LLM_TOKEN_COUNT_COMPLETION)),
-            "mapped_from": "openinference",
-        }
-    req_type = attrs.get(A.OPENLLMETRY_REQUEST_TYPE, "")
-    if req_type == "" and kind == "" and not any(k.startswith(A.OPENLLMETRY_PROMPT_PREFIX) for k in attrs):
+    op = attrs.get(A.GEN_AI_OPERATION_NAME, "")
+    if op not in A.LLM_OPERATIONS:
         return None
-    has_prompt = any(k.startswith(A.OPENLLMETRY_PROMPT_PREFIX) for k in attrs)
-    if req_type in ("chat", "completion") or (has_prompt and A.OLD_GEN_AI_SYSTEM in attrs):
-        return {
-            "operation": A.OP_TEXT_COMPLETION if req_type == "completion" else A.OP_CHAT,
-            "prompt": _indexed(attrs, A.OPENLLMETRY_PROMPT_PREFIX, "role", "content"),
-            "completion": [
-                {**m, "role": m["role"] if m["role"] != "user" else "assistant"}
-                for m in _indexed(attrs, A.OPENLLMETRY_COMPLETION_PREFIX, "role", "content")
-            ],
-            "model": attrs.get(A.GEN_AI_RESPONSE_MODEL) or attrs.get(A.GEN_AI_REQUEST_MODEL, ""),
-            "input_tokens": _int(attrs.get(A.OLD_GEN_AI_USAGE_PROMPT_TOKENS) or attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS)),
-            "output_tokens": _int(
-                attrs.get(A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS) or attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)
-            ),
-            "mapped_from": "openllmetry",
-            "prompt_token_ids": parse_json_list(attrs.get(A.AGL_PROMPT_TOKEN_IDS, ""), A.AGL_PROMPT_TOKEN_IDS),
-            "completion_token_ids": parse_json_list(attrs.get(A.AGL_RESPONSE_TOKEN_IDS, ""), A.AGL_RESPONSE_TOKEN_IDS),
-        }
-    return None
+    return {
+        "operation": op,
+        "prompt": with_system(parse_messages(attrs.get(A.GEN_AI_INPUT_MESSAGES, "")),
+                              attrs.get(A.GEN_AI_SYSTEM_INSTRUCTIONS, "")),
+        "completion": parse_messages(attrs.get(A.GEN_AI_OUTPUT_MESSAGES, ""), A.GEN_AI_OUTPUT_MESSAGES, "assistant"),
+        "model": attrs.get(A.GEN_AI_RESPONSE_MODEL) or attrs.get(A.GEN_AI_REQUEST_MODEL, ""),
+        "input_tokens": _int(attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS)),
+        "output_tokens": _int(attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)),
+        "prompt_token_ids": parse_json_list(attrs.get(A.LLM_PROMPT_TOKEN_IDS, ""), A.LLM_PROMPT_TOKEN_IDS),
+        "completion_token_ids": parse_json_list(attrs.get(A.LLM_RESPONSE_TOKEN_IDS, ""), A.LLM_RESPONSE_TOKEN_IDS),
+        "mapped_from": attrs.get(A.MAPPED_FROM, ""),
+    }
 
 
 def foreign_tool(attrs: dict[str, str]) -> dict[str, Any] | None:
-    """An OpenInference TOOL span as ``{"tool_name", "arguments", "result"}`` (None otherwise)."""
-    if attrs.get(A.OPENINFERENCE_SPAN_KIND, "").upper() != "TOOL":
+    """A tool call from mapped attributes as ``{"tool_name", "arguments", "result"}`` (None otherwise)."""
+    if attrs.get(A.GEN_AI_OPERATION_NAME) != A.OP_EXECUTE_TOOL:
         return None
     return {
-        "tool_name": attrs.get(A.OI_TOOL_NAME, ""),
-        "arguments": maybe_json(attrs.get(A.OI_TOOL_PARAMETERS) or attrs.get(A.OI_INPUT_VALUE, "")),
-        "result": maybe_json(attrs.get(A.OI_OUTPUT_VALUE, "")),
+        "tool_name": attrs.get(A.GEN_AI_TOOL_NAME, ""),
+        "arguments": maybe_json(attrs.get(A.GEN_AI_TOOL_CALL_ARGUMENTS, "")),
+        "result": maybe_json(attrs.get(A.GEN_AI_TOOL_CALL_RESULT, "")),
     }
 
 
@@ -258,59 +214,11 @@ def _int(raw: str | None) -> int:
         return 0
 
 
-def _float(raw: Any) -> float | None:
-    try:
-        value = float(raw)
-    except (TypeError, ValueError):
-        return None
-    return value if value == value else None  # NaN is no reward
-
-
-def agl_rewards(span_name: str, attrs: dict[str, str]) -> list[tuple[str, float]]:
-    """Rewards in an Agent Lightning span, as ``[(name, value)]``; the first is named ``primary``.
-
-    Agent Lightning 0.3 emits ``agentlightning.annotation`` spans with flattened
-    ``agentlightning.reward.{i}.name`` / ``.value`` attributes, the first being the primary reward
-    (whatever its name); its ``get_reward_value`` reads any span with such keys. Older releases put
-    ``{"type": "reward", "value": v}`` JSON in ``agentops.task.output`` / ``agentops.entity.output``,
-    or emitted a span named ``reward`` with a ``reward`` attribute.
-    """
-    out: list[tuple[str, float]] = []
-    prefix = A.AGL_REWARD_PREFIX + "."
-    indexed: dict[int, dict[str, str]] = {}
-    for key, raw in attrs.items():
-        if not key.startswith(prefix):
-            continue
-        m = _INDEXED.match(key[len(prefix):])
-        if m:
-            indexed.setdefault(int(m.group(1)), {})[m.group(2)] = raw
-    for n, i in enumerate(sorted(indexed)):
-        value = _float(indexed[i].get("value"))
-        if value is not None:
-            out.append((A.REWARD_DEFAULT_NAME if n == 0 else (indexed[i].get("name") or f"reward_{i}"), value))
-    if out:
-        return out
-    for key in (A.AGENTOPS_TASK_OUTPUT, A.AGENTOPS_ENTITY_OUTPUT):
-        obj = maybe_json(attrs.get(key, ""))
-        if isinstance(obj, dict) and obj.get("type") == "reward" and _float(obj.get("value")) is not None:
-            return [(A.REWARD_DEFAULT_NAME, float(obj["value"]))]
-    if span_name == A.AGL_LEGACY_REWARD_SPAN and A.AGL_LEGACY_REWARD_KEY in attrs:
-        raw = attrs[A.AGL_LEGACY_REWARD_KEY]
-        value = _float(raw)
-        if value is None:
-            obj = maybe_json(raw)
-            value = _float(obj.get("value")) if isinstance(obj, dict) else None
-        if value is not None:
-            out.append((A.REWARD_DEFAULT_NAME, value))
-    return out
-
-
 __all__ = [
     "AGL_REWARD_SPAN_NAMES",
     "FOREIGN_MARKER_KEYS",
     "FOREIGN_MARKER_PREFIXES",
     "MappingError",
-    "agl_rewards",
     "foreign_llm",
     "foreign_tool",
     "maybe_json",

@@ -11,10 +11,10 @@ import re
 from typing import Any
 
 from lightspan.schemas import attributes as A
+from lightspan.schemas.conventions import agl_rewards, mapped
 
 from .mapping import (
     MappingError,
-    agl_rewards,
     foreign_llm,
     foreign_tool,
     maybe_json,
@@ -187,7 +187,9 @@ def rebuild(
         op = ops[i]
         fa = foreign[i]
         try:
-            if op in _LLM_OPS or (fa and not op and (mapped := foreign_llm(fa)) is not None):
+            # An unmapped foreign row: map a copy of its attributes as the collector would, then read them.
+            fm = mapped(fa, C["name"][i]) if fa and not op else None
+            if op in _LLM_OPS or (fm and (fcall := foreign_llm(fm)) is not None):
                 if op in _LLM_OPS:
                     if C["suppressed"][i].lower() in _TRUE:
                         continue
@@ -209,9 +211,9 @@ def rebuild(
                     lps = ArrowRef(C["l_arr"], row) if C["l_ok"][i] else parse_json_list(
                         C["lps"][i], A.LLM_RESPONSE_LOGPROBS, float)
                 else:
-                    prompt, completion = mapped["prompt"], mapped["completion"]
-                    model, in_tok, out_tok = mapped["model"], mapped["input_tokens"], mapped["output_tokens"]
-                    p_ids, r_ids, lps = mapped.get("prompt_token_ids"), mapped.get("completion_token_ids"), None
+                    prompt, completion = fcall["prompt"], fcall["completion"]
+                    model, in_tok, out_tok = fcall["model"], fcall["input_tokens"], fcall["output_tokens"]
+                    p_ids, r_ids, lps = fcall["prompt_token_ids"], fcall["completion_token_ids"], None
                 resp_id = C["resp_id"][i]
                 prior = by_response.get(resp_id) if resp_id else None
                 if prior is not None:  # a second span of the same logical call: fill gaps, keep one
@@ -232,7 +234,7 @@ def rebuild(
                 span_to_call[call.span_id] = call
                 if resp_id:
                     by_response[resp_id] = call
-            elif op == A.OP_EXECUTE_TOOL or (fa and not op and (ftool := foreign_tool(fa)) is not None):
+            elif op == A.OP_EXECUTE_TOOL or (fm and (ftool := foreign_tool(fm)) is not None):
                 if op == A.OP_EXECUTE_TOOL:
                     name, args, result = C["tool"][i], maybe_json(C["tool_args"][i]), maybe_json(C["tool_result"][i])
                 else:

@@ -53,7 +53,7 @@ def test_openllmetry_and_old_genai_keys_map_without_overwriting():
 def test_agent_lightning_reward_spans_become_reward_rows():
     _, row = _one({A.AGL_ROLLOUT_ID: "ro-1", f"{A.AGL_REWARD_PREFIX}.0.name": "acc", f"{A.AGL_REWARD_PREFIX}.0.value": 0.75},
                   name=A.AGL_ANNOTATION_SPAN)
-    assert (row["RolloutId"], row["RewardValue"], row["RewardName"], row["Operation"]) == ("ro-1", 0.75, "acc", A.OP_REWARD)
+    assert (row["RolloutId"], row["RewardValue"], row["RewardName"], row["Operation"]) == ("ro-1", 0.75, A.REWARD_DEFAULT_NAME, A.OP_REWARD)
     _, legacy = _one({A.AGL_LEGACY_REWARD_KEY: 1.0}, name=A.AGL_LEGACY_REWARD_SPAN)
     assert (legacy["RewardValue"], legacy["RewardName"]) == (1.0, "primary")
 

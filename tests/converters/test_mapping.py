@@ -1,4 +1,4 @@
-"""Message, token-id and foreign-convention parsing (pure functions, no store)."""
+"""Message and token-id parsing, and reading mapped foreign spans (pure functions, no store)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import pytest
 
 from lightspan.converters.mapping import (
     MappingError,
-    agl_rewards,
     foreign_llm,
     foreign_tool,
     parse_json_list,
@@ -16,6 +15,7 @@ from lightspan.converters.mapping import (
     with_system,
 )
 from lightspan.schemas import attributes as A
+from lightspan.schemas.conventions import mapped
 
 
 def test_semconv_parts_and_plain_messages_become_role_content():
@@ -60,56 +60,27 @@ def test_token_ids_parse_and_reject_garbage():
         parse_json_list('{"a": 1}', A.LLM_PROMPT_TOKEN_IDS)
 
 
-def test_openinference_llm_span_maps_onto_the_contract():
-    attrs = {
-        A.OPENINFERENCE_SPAN_KIND: "LLM",
-        A.OI_LLM_MODEL_NAME: "gpt-x",
-        "llm.input_messages.0.message.role": "system",
-        "llm.input_messages.0.message.content": "sys",
-        "llm.input_messages.1.message.role": "user",
-        "llm.input_messages.1.message.content": "q",
-        "llm.output_messages.0.message.role": "assistant",
-        "llm.output_messages.0.message.content": "a",
-        A.OI_LLM_TOKEN_COUNT_PROMPT: "11",
-    }
-    m = foreign_llm(attrs)
-    assert m["prompt"] == [{"role": "system", "content": "sys"}, {"role": "user", "content": "q"}]
+def test_mapped_foreign_spans_read_as_llm_calls_and_tools():
+    # The mapping itself is tested in tests/schemas/test_conventions.py; here the converters' reading of it.
+    llm = mapped({A.OPENINFERENCE_SPAN_KIND: "LLM", A.OI_LLM_MODEL_NAME: "gpt-x", A.OI_LLM_TOKEN_COUNT_PROMPT: "11",
+                  "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "q",
+                  A.OI_OUTPUT_VALUE: "a"}, "ChatCompletion")
+    m = foreign_llm(llm)
+    assert m["prompt"] == [{"role": "user", "content": "q"}]
     assert m["completion"] == [{"role": "assistant", "content": "a"}]
-    assert (m["model"], m["input_tokens"], m["mapped_from"]) == ("gpt-x", 11, "openinference")
-    assert foreign_llm({A.OPENINFERENCE_SPAN_KIND: "CHAIN"}) is None
-
-
-def test_openllmetry_llm_span_maps_onto_the_contract():
-    attrs = {
-        A.OPENLLMETRY_REQUEST_TYPE: "chat",
-        A.OLD_GEN_AI_SYSTEM: "openai",
-        A.GEN_AI_REQUEST_MODEL: "m",
-        "gen_ai.prompt.0.role": "user",
-        "gen_ai.prompt.0.content": "q1",
-        "gen_ai.prompt.10.role": "user",
-        "gen_ai.prompt.10.content": "q10",
-        "gen_ai.prompt.2.role": "assistant",
-        "gen_ai.prompt.2.content": "a2",
-        "gen_ai.completion.0.role": "assistant",
-        "gen_ai.completion.0.content": "done",
-    }
-    m = foreign_llm(attrs)
-    assert [x["content"] for x in m["prompt"]] == ["q1", "a2", "q10"]  # numeric, not lexical, order
-    assert m["completion"] == [{"role": "assistant", "content": "done"}]
-    assert m["operation"] == A.OP_CHAT
-
-
-def test_openinference_tool_span():
-    t = foreign_tool({A.OPENINFERENCE_SPAN_KIND: "TOOL", A.OI_TOOL_NAME: "search",
-                      A.OI_TOOL_PARAMETERS: '{"q": "x"}', A.OI_OUTPUT_VALUE: "found"})
+    assert (m["operation"], m["model"], m["input_tokens"], m["mapped_from"]) == (A.OP_CHAT, "gpt-x", 11, "openinference")
+    assert foreign_llm(mapped({A.OPENINFERENCE_SPAN_KIND: "CHAIN"}, "chain")) is None
+    assert foreign_tool(llm) is None
+    t = foreign_tool(mapped({A.OPENINFERENCE_SPAN_KIND: "TOOL", A.OI_TOOL_NAME: "search",
+                             A.OI_TOOL_PARAMETERS: '{"q": "x"}', A.OI_OUTPUT_VALUE: "found"}, "search"))
     assert t == {"tool_name": "search", "arguments": {"q": "x"}, "result": "found"}
 
 
-def test_agentlightning_reward_attributes():
-    # Agent Lightning 0.3 emit_reward({"acc": 0.5, "len": 0.1}, primary_key="acc")
-    attrs = {"agentlightning.reward.0.name": "acc", "agentlightning.reward.0.value": "0.5",
-             "agentlightning.reward.1.name": "len", "agentlightning.reward.1.value": "0.1"}
-    assert agl_rewards(A.AGL_ANNOTATION_SPAN, attrs) == [("primary", 0.5), ("len", 0.1)]
-    assert agl_rewards("reward", {"reward": "0.75"}) == [("primary", 0.75)]
-    assert agl_rewards("x", {A.AGENTOPS_TASK_OUTPUT: '{"type": "reward", "value": 1}'}) == [("primary", 1.0)]
-    assert agl_rewards("x", {"agentlightning.reward.0.value": "nan"}) == []
+def test_mapped_foreign_token_ids_are_checked():
+    attrs = mapped({A.OPENLLMETRY_REQUEST_TYPE: "chat", A.AGL_PROMPT_TOKEN_IDS: "[1, 2]",
+                    A.AGL_RESPONSE_TOKEN_IDS: "[3"}, "openai.chat")
+    with pytest.raises(MappingError, match="response_token_ids"):
+        foreign_llm(attrs)
+    attrs[A.LLM_RESPONSE_TOKEN_IDS] = "[3]"
+    m = foreign_llm(attrs)
+    assert (m["prompt_token_ids"], m["completion_token_ids"]) == ([1, 2], [3])
