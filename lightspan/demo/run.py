@@ -1,11 +1,11 @@
 """The demo's orchestration, one stage per function, in the order ``run_demo`` calls them.
 
-    world -> warm-started policy -> PolicyServer -> tracing -> eval before (held-out)
-          -> training rollouts -> rows -> lightningrl -> reload -> eval after (held-out) -> report
+    world -> warm-started policy -> collector subprocess -> PolicyServer -> tracing -> eval before
+          -> [rollouts -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval] x rounds
+          -> report
 
-Rows are built here from the agent's own episodes (:func:`rows_from_episodes`, GRPO advantages per task)
-so the loop runs with no collector; ``DemoConfig.otlp_endpoint`` sends the same spans to a collector,
-from which ``lightspan convert`` builds the same rows.
+Training rows come only from the store: the converter reads each round's rollouts through the
+collector's ClickHouse HTTP interface and assigns GRPO advantages per task.
 
 Measured defaults (docs/serving.md "the demo world"): 150 train tasks x 8 attempts = 1200 rollouts,
 lightningrl lr 3e-4, 6 epochs, batch 8 (900 steps), clip 0.2 below / 5.0 above.
@@ -25,11 +25,10 @@ from typing import Any
 from lightspan.demo import world as W
 from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, Episode, run_episodes
 from lightspan.demo.warmstart import WarmStartConfig, build_policy
-from lightspan.schemas import rows as R
 
 __all__ = [
     "DemoConfig", "DemoReport", "EvalResult", "Tracing", "World", "build_warm_policy", "collect_rollouts",
-    "evaluate", "prepare_world", "rows_from_episodes", "run_demo", "setup_tracing", "start_policy_server",
+    "evaluate", "prepare_world", "run_demo", "setup_tracing", "start_policy_server",
     "train_policy",
 ]
 
@@ -228,27 +227,6 @@ def collect_rollouts(cfg: DemoConfig, world: World, server: Any, round_: int = 1
     jobs = [(t, base + a + (i // len(world.train)) * cfg.group_size) for i, t in enumerate(tasks)
             for a in range(cfg.group_size)]
     return _rollouts(cfg, jobs, server, world, f"rollouts round {round_}", salt=cfg.seed + 1000 * (round_ - 1))
-
-
-def rows_from_episodes(episodes: list[Episode]) -> list[dict[str, Any]]:
-    """LightningRL call rows (schemas/rows.py) with GRPO advantages: (r - mean) / std over a task's group."""
-    groups: dict[str, list[float]] = defaultdict(list)
-    for ep in episodes:
-        groups[ep.task_id].append(ep.reward)
-    stats = {k: (statistics.fmean(v), statistics.pstdev(v)) for k, v in groups.items()}
-    rows = []
-    for ep in episodes:
-        if ep.completion_token_ids is None:
-            continue
-        mean, std = stats[ep.task_id]
-        rows.append({
-            R.ROLLOUT_ID: f"{ep.task_id}#{ep.attempt}", R.TASK_ID: ep.task_id, R.STEP: 0,
-            R.PROMPT: ep.messages, R.COMPLETION: [{"role": "assistant", "content": ep.answer}],
-            R.PROMPT_TOKEN_IDS: ep.prompt_token_ids, R.COMPLETION_TOKEN_IDS: ep.completion_token_ids,
-            R.COMPLETION_LOGPROBS: ep.completion_logprobs, R.REWARD: ep.reward,
-            R.ADVANTAGE: (ep.reward - mean) / (std + 1e-6) if std > 0 else 0.0,
-        })
-    return rows
 
 
 def train_policy(cfg: DemoConfig, model_path: str, data: Any, output_dir: Path | None = None) -> Any:

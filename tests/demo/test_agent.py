@@ -7,9 +7,8 @@ import json
 from collections import Counter
 
 from lightspan.demo.agent import run_episodes
-from lightspan.demo.run import DemoConfig, rows_from_episodes, setup_tracing
+from lightspan.demo.run import DemoConfig, setup_tracing
 from lightspan.schemas import attributes as A
-from lightspan.schemas import rows as R
 
 
 def test_rollouts_emit_one_consistent_trace_each(world, policy_server, tmp_path):
@@ -42,19 +41,6 @@ def test_rollouts_emit_one_consistent_trace_each(world, policy_server, tmp_path)
     friend = world.kb.facts[two_hop.who]["knows"]
     assert f"{two_hop.who} knows {friend}" in ep.messages[0]["content"]
     assert f"{friend} works as {two_hop.answer}" in ep.messages[0]["content"]
-
-
-def test_rows_carry_group_normalized_advantages(world, policy_server):
-    task = world.train[1]
-    episodes = asyncio.run(run_episodes([(task, a) for a in range(4)], base_url=policy_server.base_url,
-                                        kb=world.kb))
-    episodes[0].reward, episodes[1].reward, episodes[2].reward, episodes[3].reward = 1.0, 0.0, 0.0, 0.0
-    rows = rows_from_episodes(episodes)
-    assert [round(r[R.ADVANTAGE], 3) for r in rows] == [1.732, -0.577, -0.577, -0.577]
-    assert all(r[R.COMPLETION_TOKEN_IDS] and r[R.PROMPT_TOKEN_IDS] for r in rows)
-    for ep in episodes:
-        ep.reward = 1.0
-    assert {r[R.ADVANTAGE] for r in rows_from_episodes(episodes)} == {0.0}
 
 
 def test_eval_rollouts_carry_their_own_agent_name(world, policy_server, tmp_path):
