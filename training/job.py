@@ -15,6 +15,14 @@ from typing import Any
 
 from lightspan.training.config import TrainConfig
 
+
+def _has_activation_checkpointing() -> bool:
+    from dataclasses import fields
+
+    from transformers import TrainingArguments
+
+    return any(f.name == "activation_checkpointing" for f in fields(TrainingArguments))
+
 log = logging.getLogger(__name__)
 
 
@@ -104,6 +112,12 @@ def _common_args(cfg: TrainConfig) -> dict[str, Any]:
     }
     if gc:
         args["gradient_checkpointing_kwargs"] = {"use_reentrant": False}
+    if _has_activation_checkpointing():
+        # transformers >= 5 renamed gradient_checkpointing*; setting the new names avoids its FutureWarning
+        # (TRL's configs still default the old name to True, which the new name then overrides).
+        args["activation_checkpointing"] = args.pop("gradient_checkpointing")
+        if "gradient_checkpointing_kwargs" in args:
+            args["activation_checkpointing_kwargs"] = args.pop("gradient_checkpointing_kwargs")
     args.update(cfg.trainer_kwargs)
     args.pop("allow_cpu_bf16", None)
     return args
