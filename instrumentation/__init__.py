@@ -21,56 +21,19 @@ from .rollout import RolloutHandle, current_rollout, rollout
 from .tools import tool, tool_call_id
 
 if TYPE_CHECKING:
-    from opentelemetry.sdk.trace import TracerProvider
-
-    from ._settings import RedactHook
+    from .config import configure, instrument, uninstrument
 
 
-def configure(
-    endpoint: str | None = None,
-    service_name: str | None = None,
-    *,
-    protocol: str | None = None,
-    headers: dict[str, str] | None = None,
-    capture_content: bool | None = None,
-    instrument: bool = True,
-    max_attribute_bytes: int | None = None,
-    redact: RedactHook | None = None,
-    insecure: bool | None = None,
-    resource_attributes: dict[str, Any] | None = None,
-) -> TracerProvider:
-    """Set up the global tracer provider: OTLP exporter, batching, rollout stamping; instrument.
-
-    See :func:`lightspan.instrumentation.config.configure` for the parameters.
-    """
-    from .config import configure as _configure
-
-    return _configure(
-        endpoint,
-        service_name,
-        protocol=protocol,
-        headers=headers,
-        capture_content=capture_content,
-        instrument=instrument,
-        max_attribute_bytes=max_attribute_bytes,
-        redact=redact,
-        insecure=insecure,
-        resource_attributes=resource_attributes,
-    )
+# Set-up functions live in .config, which loads the SDK and exporters: import it only when one is used.
+_FROM_CONFIG = ("configure", "instrument", "uninstrument")
 
 
-def instrument(**kwargs: Any) -> list[str]:
-    """Instrument every provider library that is installed (patched when first imported)."""
-    from .config import instrument as _instrument
+def __getattr__(name: str) -> Any:
+    if name in _FROM_CONFIG:
+        from . import config
 
-    return _instrument(**kwargs)
-
-
-def uninstrument() -> None:
-    """Undo :func:`instrument`."""
-    from .config import uninstrument as _uninstrument
-
-    _uninstrument()
+        return getattr(config, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
