@@ -13,6 +13,7 @@ if _REPO not in sys.path:  # tests.support is imported as a package from the rep
     sys.path.insert(0, _REPO)
 
 from lightspan.schemas import attributes as A  # noqa: E402
+from tests.support.fixtures import instrumented, llm_server, server  # noqa: E402, F401 - shared fixtures
 from tests.support.spans import memory_exporter  # noqa: E402
 
 
@@ -55,31 +56,3 @@ def normalized(graph: dict) -> dict:
         "edges": sorted(graph["edges"]),
         "levels": [sorted(level) for level in graph["levels"]],
     }
-
-
-@pytest.fixture(scope="session")
-def llm_server():
-    """One local OpenAI-speaking HTTP server for the session (tests script its replies)."""
-    from tests.support.llm_server import LLMServer
-
-    with LLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(llm_server):
-    """The session server with its queue, request log and reply function reset."""
-    llm_server._queue.clear()
-    llm_server.requests.clear()
-    llm_server.reply = None
-    return llm_server
-
-
-@pytest.fixture(scope="session")
-def instrumented():
-    """lightspan's instrumentors applied on the shared in-memory provider."""
-    from lightspan.instrumentation import instrument
-    from tests.support.spans import memory_provider
-
-    memory_provider()
-    return instrument()

@@ -15,6 +15,7 @@ if _REPO not in sys.path:  # tests.support is imported as a package from the rep
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from tests.support.fixtures import instrumented, llm_server, server  # noqa: E402, F401 - shared fixtures
 from tests.support.spans import memory_exporter  # noqa: E402
 
 
@@ -27,31 +28,3 @@ def exporter():
     exp = memory_exporter()
     yield exp
     reset_settings()
-
-
-@pytest.fixture(scope="session")
-def llm_server():
-    """One local OpenAI/Anthropic-speaking server for the session (tests queue their replies)."""
-    from tests.support.llm_server import LLMServer
-
-    with LLMServer() as server:
-        yield server
-
-
-@pytest.fixture
-def server(llm_server):
-    """The session server with its queue and request log emptied."""
-    llm_server._queue.clear()
-    llm_server.requests.clear()
-    llm_server.reply = None
-    return llm_server
-
-
-@pytest.fixture(scope="session")
-def instrumented():
-    """Every lightspan instrumentor applied (patching on import) on the shared in-memory provider."""
-    from lightspan.instrumentation import instrument
-    from tests.support.spans import memory_provider
-
-    memory_provider()
-    return instrument()

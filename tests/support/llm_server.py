@@ -139,6 +139,13 @@ class LLMServer:
         return self.url + "/v1"
 
     # -- scripting -----------------------------------------------------------
+    def reset(self) -> None:
+        """Forget queued replies, recorded requests and the reply function (between tests)."""
+        with self._lock:
+            self._queue.clear()
+        self.requests.clear()
+        self.reply = None
+
     def queue(self, *replies: Reply | str) -> None:
         with self._lock:
             self._queue.extend(Reply(text=r) if isinstance(r, str) else r for r in replies)
