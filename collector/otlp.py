@@ -20,14 +20,15 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from lightspan.schemas import attributes as A
 from lightspan.schemas import ddl
 from lightspan.schemas.conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions
 
 from .redact import Redactor
 
 #: Columns the collector writes (IngestedAt is left to its DEFAULT).
-COLUMNS: list[str] = [c for c in ddl.SPANS_COLUMNS if c != "IngestedAt"]
+#: What the collector writes: the otel_traces columns. ClickHouse fills the RL columns (RolloutId, tokens,
+#: GapLevel, ...) from SpanAttributes with the table's DEFAULT expressions, as for any other writer.
+COLUMNS: list[str] = list(ddl.OTEL_TRACES_COLUMNS)
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")
 STATUS_CODES = ("Unset", "Ok", "Error")
@@ -154,44 +155,6 @@ def attrs_to_dict(kvs: Any) -> dict[str, str]:
     return out
 
 
-_UINT32_MAX = 2**32 - 1
-_UINT64_MAX = 2**64 - 1
-
-
-def _uint(value: str | None, maximum: int = _UINT64_MAX) -> int:
-    """Like ClickHouse's ``toUIntNOrZero``: anything not a number in range becomes 0 (never fails an insert)."""
-    if not value:
-        return 0
-    try:
-        n = int(value)
-    except ValueError:
-        try:
-            n = int(float(value))
-        except (ValueError, OverflowError):
-            return 0
-    return n if 0 <= n <= maximum else 0
-
-
-def _float_or_none(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        f = float(value)
-    except ValueError:
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _gap_level(value: str | None) -> int:
-    if not value:
-        return -1
-    try:
-        n = int(value)
-    except ValueError:
-        return -1
-    return n if -(2**31) <= n < 2**31 else -1
-
-
 class Flattened:
     """Columns for one insert: ``columns[name]`` lists, ``rows`` spans, plus what was rejected and why."""
 
@@ -225,9 +188,6 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
     stcode, stmsg = c["StatusCode"], c["StatusMessage"]
     ev_ts, ev_name, ev_attr = c["Events.Timestamp"], c["Events.Name"], c["Events.Attributes"]
     ln_tid, ln_sid, ln_ts, ln_attr = c["Links.TraceId"], c["Links.SpanId"], c["Links.TraceState"], c["Links.Attributes"]
-    rl = [c[name] for name in ddl.LIGHTSPAN_SPAN_COLUMNS if name != "IngestedAt"]
-    (rollout, task, attempt, op, agent, provider, rmodel, respmodel, respid, tool, toolcall, intok, outtok,
-     rval, rname, gaplevel, gapnode) = rl  # fmt: skip
     redact = redactor.apply if redactor is not None and redactor.active else None
     limit = redactor.limit if redactor is not None and redactor.max_attribute_bytes else None
     errors = out.errors
@@ -303,26 +263,6 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                     ln_sid.append(empty)
                     ln_ts.append(empty)
                     ln_attr.append(empty)
-                get = a.get
-                rollout.append(get(A.ROLLOUT_ID) or get(A.AGL_ROLLOUT_ID) or "")
-                task.append(get(A.TASK_ID, ""))
-                attempt.append(_uint(get(A.ATTEMPT), _UINT32_MAX))
-                op.append(get(A.GEN_AI_OPERATION_NAME, ""))
-                agent.append(get(A.GEN_AI_AGENT_NAME, ""))
-                provider.append(get(A.GEN_AI_PROVIDER_NAME) or get(A.OLD_GEN_AI_SYSTEM) or "")
-                rmodel.append(get(A.GEN_AI_REQUEST_MODEL, ""))
-                respmodel.append(get(A.GEN_AI_RESPONSE_MODEL, ""))
-                respid.append(get(A.GEN_AI_RESPONSE_ID, ""))
-                tool.append(get(A.GEN_AI_TOOL_NAME, ""))
-                toolcall.append(get(A.GEN_AI_TOOL_CALL_ID, ""))
-                intok.append(_uint(get(A.GEN_AI_USAGE_INPUT_TOKENS)))
-                outtok.append(_uint(get(A.GEN_AI_USAGE_OUTPUT_TOKENS)))
-                reward = get(A.REWARD_VALUE)
-                rval.append(_float_or_none(reward) if reward else None)
-                rname.append(get(A.REWARD_NAME, ""))
-                gap = get(A.GAP_LEVEL)
-                gaplevel.append(_gap_level(gap) if gap else -1)
-                gapnode.append(get(A.GAP_NODE_ID, ""))
     out.rows = len(ts)
     return out
 

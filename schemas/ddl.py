@@ -5,9 +5,10 @@ The spans table is a column-compatible superset of the OpenTelemetry Collector C
 https://github.com/open-telemetry/opentelemetry-collector-contrib/tree/main/exporter/clickhouseexporter),
 so that exporter, Grafana's ClickHouse plugin and lightspan can share one table.
 
-lightspan's RL columns are ``DEFAULT`` expressions over ``SpanAttributes``: the lightspan collector
-writes them explicitly (after mapping foreign conventions), while rows written by the contrib exporter
-get them computed by ClickHouse. ``ReplacingMergeTree`` ordered by ``(RolloutId, TraceId, SpanId)``
+lightspan's RL columns are ``DEFAULT`` expressions over ``SpanAttributes``, the one definition of how
+they derive from attributes: the lightspan collector writes the otel_traces columns (after mapping
+foreign conventions into ``SpanAttributes``) and ClickHouse computes the RL columns, exactly as for rows
+written by the contrib exporter. ``ReplacingMergeTree`` ordered by ``(RolloutId, TraceId, SpanId)``
 makes a retried export collapse into one row (read with ``FINAL``) and makes "all spans of these
 rollouts" a primary-key range read.
 
@@ -85,7 +86,11 @@ LIGHTSPAN_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
         "UInt64",
         f"toUInt64OrZero({_first(A.GEN_AI_USAGE_OUTPUT_TOKENS, A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS)})",
     ),
-    "RewardValue": ("Nullable(Float64)", f"toFloat64OrNull({_attr(A.REWARD_VALUE)})"),
+    # NaN/inf are not rewards: NULL, like a value that does not parse.
+    "RewardValue": (
+        "Nullable(Float64)",
+        f"if(isFinite(ifNull(toFloat64OrNull({_attr(A.REWARD_VALUE)}), nan)), toFloat64OrNull({_attr(A.REWARD_VALUE)}), NULL)",
+    ),
     "RewardName": ("LowCardinality(String)", _attr(A.REWARD_NAME)),
     "GapLevel": ("Int32", f"ifNull(toInt32OrNull({_attr(A.GAP_LEVEL)}), -1)"),
     "GapNodeId": ("String", _attr(A.GAP_NODE_ID)),

@@ -48,7 +48,7 @@ CREATE TABLE IF NOT EXISTS lightspan.otel_traces
     `ToolCallId` String DEFAULT SpanAttributes['gen_ai.tool.call.id'] CODEC(ZSTD(1)),
     `InputTokens` UInt64 DEFAULT toUInt64OrZero(if(SpanAttributes['gen_ai.usage.input_tokens'] != '', SpanAttributes['gen_ai.usage.input_tokens'], SpanAttributes['gen_ai.usage.prompt_tokens'])) CODEC(ZSTD(1)),
     `OutputTokens` UInt64 DEFAULT toUInt64OrZero(if(SpanAttributes['gen_ai.usage.output_tokens'] != '', SpanAttributes['gen_ai.usage.output_tokens'], SpanAttributes['gen_ai.usage.completion_tokens'])) CODEC(ZSTD(1)),
-    `RewardValue` Nullable(Float64) DEFAULT toFloat64OrNull(SpanAttributes['lightspan.reward.value']) CODEC(ZSTD(1)),
+    `RewardValue` Nullable(Float64) DEFAULT if(isFinite(ifNull(toFloat64OrNull(SpanAttributes['lightspan.reward.value']), nan)), toFloat64OrNull(SpanAttributes['lightspan.reward.value']), NULL) CODEC(ZSTD(1)),
     `RewardName` LowCardinality(String) DEFAULT SpanAttributes['lightspan.reward.name'] CODEC(ZSTD(1)),
     `GapLevel` Int32 DEFAULT ifNull(toInt32OrNull(SpanAttributes['lightspan.gap.level']), -1) CODEC(ZSTD(1)),
     `GapNodeId` String DEFAULT SpanAttributes['lightspan.gap.node.id'] CODEC(ZSTD(1)),

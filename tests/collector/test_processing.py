@@ -1,4 +1,4 @@
-"""Flattening, convention mapping, redaction, size limit, spool and config, without sockets."""
+"""Flattening, convention mapping (checked on the stored row), redaction, size limit, spool and config, without sockets."""
 
 from __future__ import annotations
 
@@ -28,13 +28,28 @@ def _one(attrs: dict, name: str = "s", redactor: Redactor | None = None) -> tupl
     return row["SpanAttributes"], row
 
 
+def _stored(client, attrs: dict, name: str = "s") -> tuple[dict, dict]:
+    """Flatten, write through the collector's ClickHouse sink, and read the stored row back (RL columns
+    are filled by the table's DEFAULT expressions from the mapped attributes)."""
+    from lightspan.collector.writer import ClickHouseSink
+    from lightspan.schemas import ddl
+
+    attrs_out, row = _one(attrs, name)
+    flat_cols = {k: [v] for k, v in row.items()}
+    ClickHouseSink(client, "lightspan").write_spans(flat_cols, 1)
+    names = list(ddl.LIGHTSPAN_SPAN_COLUMNS)
+    got = client.query(f"SELECT {', '.join(names)} FROM lightspan.otel_traces FINAL WHERE SpanId = {{s:String}}",
+                       parameters={"s": row["SpanId"]}).result_rows[0]
+    return attrs_out, {**row, **dict(zip(names, got, strict=True))}
+
+
 @pytest.mark.parametrize("value,text", [(1.0, "1"), (0.5, "0.5"), (1e-7, "1e-7"), (0.00001, "0.00001"), (1e21, "1e+21"), (-2.25, "-2.25")])
 def test_doubles_print_like_go_json(value, text):
     assert float_str(value) == text
 
 
-def test_openinference_llm_span_maps_to_contract():
-    attrs, row = _one({A.OPENINFERENCE_SPAN_KIND: "LLM", A.OI_LLM_MODEL_NAME: "gpt-4o", A.OI_LLM_PROVIDER: "openai",
+def test_openinference_llm_span_maps_to_contract(ch_client):
+    attrs, row = _stored(ch_client, {A.OPENINFERENCE_SPAN_KIND: "LLM", A.OI_LLM_MODEL_NAME: "gpt-4o", A.OI_LLM_PROVIDER: "openai",
                        "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "hi",
                        A.OI_LLM_TOKEN_COUNT_PROMPT: 5, A.OI_LLM_TOKEN_COUNT_COMPLETION: 2})
     assert (row["Operation"], row["RequestModel"], row["ProviderName"], row["InputTokens"], row["OutputTokens"]) == ("chat", "gpt-4o", "openai", 5, 2)
@@ -42,19 +57,19 @@ def test_openinference_llm_span_maps_to_contract():
     assert attrs[A.MAPPED_FROM] == "openinference"
 
 
-def test_openllmetry_and_old_genai_keys_map_without_overwriting():
-    attrs, row = _one({"gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "be brief", A.OPENLLMETRY_REQUEST_TYPE: "chat",
+def test_openllmetry_and_old_genai_keys_map_without_overwriting(ch_client):
+    attrs, row = _stored(ch_client, {"gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "be brief", A.OPENLLMETRY_REQUEST_TYPE: "chat",
                        A.OLD_GEN_AI_SYSTEM: "anthropic", A.OLD_GEN_AI_USAGE_PROMPT_TOKENS: 9, A.GEN_AI_USAGE_INPUT_TOKENS: 11})
     assert row["Operation"] == "chat" and row["ProviderName"] == "anthropic"
     assert row["InputTokens"] == 11  # the contract key the span already had wins
     assert json.loads(attrs[A.GEN_AI_INPUT_MESSAGES])[0]["role"] == "system"
 
 
-def test_agent_lightning_reward_spans_become_reward_rows():
-    _, row = _one({A.AGL_ROLLOUT_ID: "ro-1", f"{A.AGL_REWARD_PREFIX}.0.name": "acc", f"{A.AGL_REWARD_PREFIX}.0.value": 0.75},
+def test_agent_lightning_reward_spans_become_reward_rows(ch_client):
+    _, row = _stored(ch_client, {A.AGL_ROLLOUT_ID: "ro-1", f"{A.AGL_REWARD_PREFIX}.0.name": "acc", f"{A.AGL_REWARD_PREFIX}.0.value": 0.75},
                   name=A.AGL_ANNOTATION_SPAN)
     assert (row["RolloutId"], row["RewardValue"], row["RewardName"], row["Operation"]) == ("ro-1", 0.75, A.REWARD_DEFAULT_NAME, A.OP_REWARD)
-    _, legacy = _one({A.AGL_LEGACY_REWARD_KEY: 1.0}, name=A.AGL_LEGACY_REWARD_SPAN)
+    _, legacy = _stored(ch_client, {A.AGL_LEGACY_REWARD_KEY: 1.0}, name=A.AGL_LEGACY_REWARD_SPAN)
     assert (legacy["RewardValue"], legacy["RewardName"]) == (1.0, "primary")
 
 

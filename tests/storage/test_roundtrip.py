@@ -152,3 +152,10 @@ def test_same_ddl_and_round_trip_over_the_http_interface(tmp_path, closing):
         remote.close()
     # The embedded owner sees what was written over HTTP.
     assert embedded.query("SELECT count() FROM lightspan.otel_traces FINAL").result_rows[0][0] == 1
+
+
+def test_reward_column_is_null_unless_the_value_is_a_finite_number(ch_client):
+    values = {"aaaaaaaaaaaaaaa1": "0.75", "aaaaaaaaaaaaaaa2": "nan", "aaaaaaaaaaaaaaa3": "inf", "aaaaaaaaaaaaaaa4": "x"}
+    _insert(ch_client, [_row(span_id=sid, **{A.REWARD_VALUE: v}) for sid, v in values.items()])
+    got = dict(ch_client.query("SELECT SpanId, RewardValue FROM lightspan.otel_traces FINAL").result_rows)
+    assert got == {"aaaaaaaaaaaaaaa1": 0.75, "aaaaaaaaaaaaaaa2": None, "aaaaaaaaaaaaaaa3": None, "aaaaaaaaaaaaaaa4": None}
