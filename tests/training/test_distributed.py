@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -21,13 +22,19 @@ def test_lightningrl_under_torchrun_with_two_processes(tiny_model, mixed_rows, k
     with socket.socket() as s:  # torchrun's static rendezvous needs a concrete port
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    proc = subprocess.run(
-        [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port, "-m", "lightspan",
-         "train", "--algo", "lightningrl", "--model", tiny_model, "--data", str(data.parent), "--output", str(out),
-         "--max-steps", "2", "--batch-size", "2"],
-        capture_output=True, text=True, timeout=240, env=env,
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port, "-m", "lightspan",
+           "train", "--algo", "lightningrl", "--model", tiny_model, "--data", str(data.parent), "--output", str(out),
+           "--max-steps", "2", "--batch-size", "2"]
+    # Own process group: on a timeout, the worker processes die with torchrun instead of lingering.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=240)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun timed out: {stderr[-2000:]}")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-3000:]
     assert (out / "final" / "model.safetensors").is_file()
     from transformers import AutoModelForCausalLM
 
