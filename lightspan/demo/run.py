@@ -19,6 +19,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -282,6 +283,14 @@ def _fresh(cfg: DemoConfig) -> None:
         shutil.rmtree(cfg.work_dir / name, ignore_errors=True)
 
 
+def _timed(seconds: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
+    """Run ``fn`` and add its wall time to ``seconds[name]`` (stages repeated per round add up)."""
+    started = time.perf_counter()
+    value = fn()
+    seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - started, 1)
+    return value
+
+
 @dataclass
 class RoundResult:
     """One on-policy round: its rollouts' reward, the training it did, held-out reward afterwards."""
@@ -301,12 +310,7 @@ def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing,
     """Rollouts on the current policy -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval."""
     from datetime import datetime, timezone
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        started = time.perf_counter()
-        value = fn()
-        seconds[name] = round(seconds.get(name, 0.0) + time.perf_counter() - started, 1)
-        return value
-
+    timed = partial(_timed, seconds)
     since = datetime.now(timezone.utc)
     tracing.flush()
     llm_before = tracing.span_counts()["chat"]
@@ -350,12 +354,7 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     seconds: dict[str, float] = {}
     started = time.perf_counter()
 
-    def timed(name: str, fn: Callable[[], Any]) -> Any:
-        t0 = time.perf_counter()
-        value = fn()
-        seconds[name] = round(time.perf_counter() - t0, 1)
-        return value
-
+    timed = partial(_timed, seconds)
     world = prepare_world(cfg)
     echo(f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks")
     policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
