@@ -114,9 +114,11 @@ def _readable(spans: list[dict]) -> list:
 
 
 def agl_side(path: str) -> None:
-    import agentlightning
-    from agentlightning import TracerTraceToTriplet
-    from agentlightning.emitter.reward import find_final_reward
+    # agentlightning lives in its own venv (see the module docstring), never in lightspan's: the type
+    # checker is told these imports may be missing.
+    import agentlightning  # pyright: ignore[reportMissingImports]
+    from agentlightning import TracerTraceToTriplet  # pyright: ignore[reportMissingImports]
+    from agentlightning.emitter.reward import find_final_reward  # pyright: ignore[reportMissingImports]
 
     result: dict = {"version": agentlightning.__version__ if hasattr(agentlightning, "__version__") else "?"}
     for name, case in json.loads(Path(path).read_text()).items():
@@ -140,8 +142,8 @@ def agl_side(path: str) -> None:
 
 def agl_bench(path: str) -> None:
     """Time TracerTraceToTriplet on exported benchmark spans (lightspan keys turned into Agent Lightning's)."""
-    import agentlightning
-    from agentlightning import TracerTraceToTriplet
+    import agentlightning  # pyright: ignore[reportMissingImports]
+    from agentlightning import TracerTraceToTriplet  # pyright: ignore[reportMissingImports]
 
     by_rollout: dict[str, list[dict]] = {}
     for line in Path(path).read_text().splitlines():

@@ -1,4 +1,4 @@
-"""Regenerate docs/attributes.md from schemas/attributes.py (run after adding a key)."""
+"""Regenerate docs/attributes.md from schemas/src/lightspan/schemas/attributes.py (run after adding a key)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 HEADER = """# Span attribute reference
 
 Every span attribute lightspan reads or writes is a constant in `lightspan.schemas.attributes`
-(`schemas/attributes.py`); no part spells a key twice. Keys follow the OpenTelemetry GenAI semantic
+(`schemas/src/lightspan/schemas/attributes.py`); no part spells a key twice. Keys follow the OpenTelemetry GenAI semantic
 conventions; `lightspan.*` keys exist only where those conventions say nothing. Foreign keys are mapped
 onto the contract by one module, `lightspan.schemas.conventions`, which the collector applies at ingest and
 the converters apply to rows other exporters wrote unmapped (the spans table's DEFAULT expressions also
@@ -26,7 +26,7 @@ its identity; a span processor copies them onto every span at start.
 
 
 def render() -> str:
-    src = (ROOT / "schemas" / "attributes.py").read_text()
+    src = (ROOT / "schemas" / "src" / "lightspan" / "schemas" / "attributes.py").read_text()
     sections = re.split(r"\n# -{10,}\n# (.+)\n# -{10,}\n", src)
     out = [HEADER]
     for i in range(1, len(sections), 2):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -48,7 +50,7 @@ def test_part_never_imports_its_neighbours(part):
 
 def test_agent_side_pulls_no_heavy_dependency():
     code = (
-        "import sys, lightspan, lightspan.instrumentation as li\n"
+        "import sys, lightspan.instrumentation as li\n"
         "from lightspan.instrumentation.gap import GAPPlanner\n"
         "li.configure(endpoint='http://127.0.0.1:9', service_name='x')\n"
         "with li.rollout(task_id='t'):\n    li.emit_reward(1.0)\n"
@@ -60,3 +62,40 @@ def test_agent_side_pulls_no_heavy_dependency():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "HEAVY []" in out.stdout, out.stdout
+
+
+def _requirements(dist: str) -> list[str]:
+    """Installed `Requires-Dist` names of a distribution, without extras-only requirements."""
+    reqs = importlib.metadata.requires(dist) or []
+    return [re.split(r"[=<>!~\[; (]", r, maxsplit=1)[0].lower() for r in reqs if "extra ==" not in r]
+
+
+@pytest.mark.parametrize("part", sorted(FORBIDDEN))
+def test_installed_part_depends_on_no_forbidden_part(part):
+    """The same boundary in the installed metadata: a part that must not import a neighbour does not
+    declare it as a dependency either, so an install of it leaves the neighbour out."""
+    declared = {r.removeprefix("lightspan-") for r in _requirements(f"lightspan-{part}") if r.startswith("lightspan-")}
+    assert not declared & FORBIDDEN[part], f"lightspan-{part} depends on {sorted(declared & FORBIDDEN[part])}"
+
+
+#: distributions an agent (`pip install lightspan`, no extras) must never pull, directly or transitively
+HEAVY_DISTS = {"torch", "transformers", "trl", "clickhouse-connect", "chdb-core", "pyarrow", "datasets", "numpy",
+               "starlette", "uvicorn", "prometheus-client", "lightspan-collector", "lightspan-converters",
+               "lightspan-training", "lightspan-serving", "lightspan-storage", "lightspan-demo"}
+
+
+def test_agent_install_pulls_no_heavy_distribution():
+    """Walk the installed dependency tree of `lightspan` (no extras), as pip would install it."""
+    seen: set[str] = set()
+    todo = ["lightspan"]
+    while todo:
+        dist = todo.pop()
+        if dist in seen:
+            continue
+        seen.add(dist)
+        try:
+            todo.extend(_requirements(dist))
+        except importlib.metadata.PackageNotFoundError:
+            continue  # an optional platform dependency not installed here
+    assert {"lightspan-instrumentation", "lightspan-schemas", "lightspan-cli", "opentelemetry-sdk"} <= seen
+    assert not seen & HEAVY_DISTS, sorted(seen & HEAVY_DISTS)

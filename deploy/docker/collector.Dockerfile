@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # lightspan collector: OTLP gRPC :4317 and OTLP/HTTP :4318 (POST /v1/traces, POST /v1/rewards,
 # GET /healthz, /readyz, /metrics) into ClickHouse. Build from the repository root:
-#   docker build -f deploy/docker/collector.Dockerfile -t lightspan-collector:0.1.0 .
+#   docker build -f deploy/docker/collector.Dockerfile -t lightspan-collector:0.2.0 .
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 # ---- build: install lightspan[collector] into a venv that the runtime stage copies whole ----
@@ -11,17 +11,15 @@ ENV PIP_NO_CACHE_DIR=1 \
     PYTHONDONTWRITEBYTECODE=1
 RUN python -m venv /opt/lightspan
 WORKDIR /src
-# Only what the wheel is built from (setup.py maps each part folder to lightspan.<part>).
-COPY pyproject.toml setup.py README.md ./
-COPY lightspan/ lightspan/
-COPY instrumentation/ instrumentation/
-COPY collector/ collector/
-COPY converters/ converters/
-COPY training/ training/
-COPY serving/ serving/
+# Each part is its own distribution in its own folder: copy the ones this extra needs and name them
+# to pip, which then satisfies the root's `lightspan-<part>==<version>` pins from these folders.
+COPY pyproject.toml README.md ./
 COPY schemas/ schemas/
 COPY storage/ storage/
-RUN /opt/lightspan/bin/pip install ".[collector]" \
+COPY instrumentation/ instrumentation/
+COPY cli/ cli/
+COPY collector/ collector/
+RUN /opt/lightspan/bin/pip install ./schemas ./storage ./instrumentation ./cli ./collector ".[collector]" \
     && /opt/lightspan/bin/lightspan --version
 
 # ---- runtime: no compiler, no source tree, a non-root user ----

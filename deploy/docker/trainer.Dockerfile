@@ -1,10 +1,10 @@
 # syntax=docker/dockerfile:1
 # lightspan trainer: `lightspan train` (TRL + torch) on NVIDIA GPUs. The base image brings torch built
-# for CUDA; `pip install .[train]` keeps it (the extra asks for torch>=2.4) and adds trl/transformers/peft.
+# for CUDA; `pip install ... ".[train]"` keeps it (the extra asks for torch>=2.4) and adds trl/transformers/peft.
 # Build from the repository root:
-#   docker build -f deploy/docker/trainer.Dockerfile -t lightspan-trainer:0.1.0 .
+#   docker build -f deploy/docker/trainer.Dockerfile -t lightspan-trainer:0.2.0 .
 # Run (needs the NVIDIA Container Toolkit on the host):
-#   docker run --gpus all -v $PWD/models:/models -v $PWD/out:/out lightspan-trainer:0.1.0 \
+#   docker run --gpus all -v $PWD/models:/models -v $PWD/out:/out lightspan-trainer:0.2.0 \
 #     train --algo lightningrl --model /models/policy --data http://lightspan@clickhouse:8123/lightspan --output /out
 ARG BASE_IMAGE=pytorch/pytorch:2.7.1-cuda12.8-cudnn9-runtime
 FROM ${BASE_IMAGE}
@@ -18,20 +18,19 @@ ENV PIP_NO_CACHE_DIR=1 \
     HF_HUB_OFFLINE=1 \
     LIGHTSPAN_OUTPUT_DIR=/out
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
-COPY lightspan/ lightspan/
+COPY pyproject.toml README.md ./
+COPY schemas/ schemas/
+COPY storage/ storage/
 COPY instrumentation/ instrumentation/
-COPY collector/ collector/
+COPY cli/ cli/
 COPY converters/ converters/
 COPY training/ training/
 COPY serving/ serving/
-COPY schemas/ schemas/
-COPY storage/ storage/
 # Fail the build if pip replaced the base image's CUDA torch (a CPU wheel would train at 1/50 the speed).
 # DL3013 (pin pip versions) is off: "." is this checkout, whose pins live in pyproject.toml.
 # hadolint ignore=DL3013
 RUN python -c "import torch; print('base torch', torch.__version__, torch.version.cuda)" \
-    && pip install ".[train]" \
+    && pip install ./schemas ./storage ./instrumentation ./cli ./converters ./training ./serving ".[train]" \
     && python -c "import torch, trl; assert torch.version.cuda, 'torch lost CUDA'; print('torch', torch.__version__, 'trl', trl.__version__)" \
     && rm -rf /src
 RUN groupadd --system --gid 10001 lightspan \

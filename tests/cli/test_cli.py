@@ -11,7 +11,7 @@ from lightspan.cli.main import SUBCOMMANDS
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lightspan", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run([sys.executable, "-m", "lightspan.cli", *args], capture_output=True, text=True, timeout=120, env=env)
 
 
 def test_top_level_help_lists_every_subcommand_without_importing_parts():

@@ -82,7 +82,7 @@ def test_full_pipeline_answers_unavailable_with_retry_delay(start_collector, tmp
 
 
 def _run_collector(tmp_path, grpc_port: int, query_port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lightspan", "collector", "--data-dir", str(tmp_path / "data"),
+    cmd = [sys.executable, "-m", "lightspan.cli", "collector", "--data-dir", str(tmp_path / "data"),
            "--grpc-endpoint", f"127.0.0.1:{grpc_port}", "--http-endpoint", "off",
            "--query-endpoint", f"127.0.0.1:{query_port}", "--batch-timeout", "0.5", "--log-format", "text"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "collector.log", "ab"))  # noqa: SIM115

@@ -123,11 +123,11 @@ def test_cli_help_and_bad_arguments():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "lightspan", "collector", "--help"], capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--help"], capture_output=True, text=True)
     assert out.returncode == 0 and "--grpc-endpoint" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "lightspan", "collector", "--batch-max-spans", "0"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--batch-max-spans", "0"], capture_output=True, text=True)
     assert bad.returncode == 2
-    bad = subprocess.run([sys.executable, "-m", "lightspan", "collector", "--grpc-endpoint", "x"], capture_output=True, text=True)
+    bad = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--grpc-endpoint", "x"], capture_output=True, text=True)
     assert bad.returncode == 2 and "grpc_endpoint" in bad.stderr
 
 

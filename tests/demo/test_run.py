@@ -25,7 +25,7 @@ from lightspan.demo.cli import demo
 def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_trained_checkpoint(tmp_path):
     work = tmp_path / "demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lightspan", "demo", "--quick", "--work-dir", str(work)],
+    proc = subprocess.run([sys.executable, "-m", "lightspan.cli", "demo", "--quick", "--work-dir", str(work)],
                           capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())

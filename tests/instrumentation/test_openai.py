@@ -198,8 +198,15 @@ def test_broken_telemetry_never_breaks_the_call(exporter, server, client, monkey
 
 
 def test_uninstrument_and_no_double_patching(exporter, server, client):
+    def patched() -> bool:
+        # wrapt.FunctionWrapper, not wrapt.ObjectProxy: in wrapt 2 the two are separate subclasses of one base.
+        return isinstance(openai.resources.chat.completions.Completions.__dict__["create"], wrapt.FunctionWrapper)
+
     inst = OpenAIInstrumentor()
     inst.instrument()  # already instrumented: must not wrap twice
+    assert patched()
+    assert not isinstance(openai.resources.chat.completions.Completions.__dict__["create"].__wrapped__,
+                          wrapt.FunctionWrapper), "create was wrapped twice"
     server.queue("one")
     client.chat.completions.create(model="m", messages=MSGS)
     assert len(_llm_spans(exporter)) == 1
@@ -208,7 +215,7 @@ def test_uninstrument_and_no_double_patching(exporter, server, client):
         server.queue("two")
         client.chat.completions.create(model="m", messages=MSGS)
         assert len(_llm_spans(exporter)) == 1
-        assert not isinstance(openai.resources.chat.completions.Completions.__dict__["create"], wrapt.ObjectProxy)
+        assert not patched()
     finally:
         inst.instrument()
     server.queue("three")

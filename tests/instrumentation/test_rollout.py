@@ -12,7 +12,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.baggage.propagation import W3CBaggagePropagator
 
-import lightspan
+import lightspan.instrumentation
 from lightspan.instrumentation import context_executor, current_rollout, rollout, with_context
 from lightspan.schemas import attributes as A
 
@@ -145,8 +145,9 @@ def test_bad_arguments_are_named(kwargs, message):
         rollout(**kwargs)
 
 
-def test_rollout_is_reexported_from_lightspan():
-    assert lightspan.rollout is rollout
+def test_agent_api_is_exported_from_the_instrumentation_part():
+    assert lightspan.instrumentation.rollout is rollout
+    assert callable(lightspan.instrumentation.configure)
 
 
 _CHILD = """

@@ -20,7 +20,7 @@ def test_missing_model_path_is_a_usage_error(tmp_path):
 
 def test_serve_process_answers_health(tiny_models):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lightspan", "serve", "--model", tiny_models[0], "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-m", "lightspan.cli", "serve", "--model", tiny_models[0], "--port", "0",
                              "--served-model-name", "policy"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=env)
     try:

@@ -22,7 +22,7 @@ def test_lightningrl_under_torchrun_with_two_processes(tiny_model, mixed_rows, k
     with socket.socket() as s:  # torchrun's static rendezvous needs a concrete port
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port, "-m", "lightspan",
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port, "-m", "lightspan.cli",
            "train", "--algo", "lightningrl", "--model", tiny_model, "--data", str(data.parent), "--output", str(out),
            "--max-steps", "2", "--batch-size", "2"]
     # Own process group: on a timeout, the worker processes die with torchrun instead of lingering.

@@ -1,1 +1,0 @@
-"""The ``lightspan`` command. Each subcommand lives in its part and is imported only when run."""
