@@ -16,15 +16,14 @@ from opentelemetry import trace
 from lightspan.schemas import attributes as A
 
 from .._content import set_content
-from ..context import context_executor
 from ..rollout import get_tracer
-from . import _schedule
 from ._chat import complete, describe_llm
 from ._graph import Graph, build_dag
 from ._heuristic import heuristic_decompose
 from ._parse import PlanError, parse_plan, render_result
 from ._prompt import answer_messages, planning_messages
 from ._run import RunState, current_run, use_run
+from ._schedule import Scheduler, level_attributes
 from ._task import Task, TaskStatus
 from ._tools import build_registry
 
@@ -96,7 +95,7 @@ class GAPPlanner:
         self.fanout_separator = fanout_separator
         self.execution_history: deque[dict[str, Any]] = deque(maxlen=history_limit)
         self._totals = {"speedup": 0.0, "tasks": 0.0, "levels": 0.0, "time_ms": 0.0, "n": 0}
-        self._executor: Any = None
+        self._scheduler = Scheduler()  # runs the nodes; owns the thread pool for sync tools and clients
 
     # -- the user guide's API --------------------------------------------------------------------
     def parse_plan(self, plan_text: str) -> list[Task]:
@@ -116,15 +115,15 @@ class GAPPlanner:
         """
         index = next((t.level for t in level if t.level is not None), 0)
         span = get_tracer().start_span(
-            A.SPAN_GAP_LEVEL.format(index=index), attributes=_schedule.level_attributes(index, len(level))
+            A.SPAN_GAP_LEVEL.format(index=index), attributes=level_attributes(index, len(level))
         )
         run = current_run(self)
         try:
             with trace.use_span(span, end_on_exit=False), use_run(self, run or RunState(max_concurrency=self.max_concurrency)):
                 if run is not None and not run.parallel:
-                    results = [await self._run_node(t, context, span) for t in level]
+                    results = [await self._scheduler.run_node(self, t, context, span) for t in level]
                 else:
-                    results = await asyncio.gather(*(self._run_node(t, context, span) for t in level))
+                    results = await asyncio.gather(*(self._scheduler.run_node(self, t, context, span) for t in level))
         finally:
             span.end()
         return {t.id: obs for t, obs in zip(level, results, strict=True)}
@@ -134,7 +133,7 @@ class GAPPlanner:
 
         Override to customize how one task runs; both schedulers call it. Raises on failure.
         """
-        return await _schedule.run_task(self, current_run(self), task, context)
+        return await self._scheduler.run_task(self, current_run(self), task, context)
 
     async def execute_plan(self, query: str, plan_text: str | None = None) -> dict[str, Any]:
         """Plan, build the DAG, run it, synthesize the answer; see the module docs for the result keys."""
@@ -192,16 +191,9 @@ class GAPPlanner:
 
     def close(self) -> None:
         """Shut down the thread pool used for sync tools and sync LLM clients."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=False)
-            self._executor = None
+        self._scheduler.close()
 
     # -- internals --------------------------------------------------------------------------------
-    def _pool(self) -> Any:
-        if self._executor is None:
-            self._executor = context_executor(self.max_concurrency, thread_name_prefix="lightspan-gap")
-        return self._executor
-
     def _effective_scheduler(self) -> str:
         # A subclass that overrides execute_level (the guide's customization hook) gets level-synchronous
         # execution, since that is the method it customizes.
@@ -219,7 +211,8 @@ class GAPPlanner:
                 )
             return tasks, "given"
         if self.llm is not None:
-            reply = await complete(self.llm, self.model, planning_messages(query, self.tools), self._pool())
+            pool = self._scheduler.pool(self.max_concurrency)
+            reply = await complete(self.llm, self.model, planning_messages(query, self.tools), pool)
             try:
                 tasks = self.parse_plan(reply)
                 Graph.from_tasks(tasks)
@@ -236,20 +229,18 @@ class GAPPlanner:
         context: dict[str, Any] = {}
         scheduler = self._effective_scheduler()
         if scheduler == "dependency":
-            return await _schedule.run_dependency(self, graph, context)
+            return await self._scheduler.run_dependency(self, graph, context)
         observations: dict[str, Any] = {}
         for level in graph.level_tasks().values():
             observations.update(await self.execute_level(level, context))
         return observations
 
-    async def _run_node(self, task: Task, context: dict[str, Any], level_span: trace.Span | None) -> dict[str, Any]:
-        return await _schedule.run_node(self, task, context, level_span)
-
     async def _answer(self, query: str, graph: Graph) -> str:
         done = [t for t in graph.tasks if t.status is TaskStatus.COMPLETE]
         if self.llm is not None and done:
             observed = {t.id: (t.description, t.result) for t in done}
-            return await complete(self.llm, self.model, answer_messages(query, observed), self._pool())
+            pool = self._scheduler.pool(self.max_concurrency)
+            return await complete(self.llm, self.model, answer_messages(query, observed), pool)
         sinks = [t for t in done if not graph.dependents[t.id]]
         if len(sinks) == 1:
             return render_result(sinks[0].result)
