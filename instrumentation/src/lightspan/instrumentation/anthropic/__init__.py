@@ -3,37 +3,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
-
-from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
-
-from .._llm import make_wrapper
-from .._patching import Patches
-from ..openai.patch import tracer_getter
-from ..processor import ensure_rollout_processor
+from .._instrumentor import LLMInstrumentor, Target, traced
 from .package import _instruments
 from .patch import MESSAGES, stream_wrapper
 
 _MOD = "anthropic.resources.messages.messages"
 
 
-class AnthropicInstrumentor(BaseInstrumentor):
+class AnthropicInstrumentor(LLMInstrumentor):
     """``AnthropicInstrumentor().instrument(tracer_provider=...)``; patches on first import of anthropic."""
 
-    def instrumentation_dependencies(self) -> Collection[str]:
-        return _instruments
-
-    def _instrument(self, **kwargs: Any) -> None:
-        ensure_rollout_processor(kwargs.get("tracer_provider"))
-        tracer = tracer_getter(kwargs.get("tracer_provider"), "lightspan.instrumentation.anthropic")
-        self._patches = Patches([
-            (_MOD, "Messages.create", make_wrapper(MESSAGES, tracer, is_async=False)),
-            (_MOD, "AsyncMessages.create", make_wrapper(MESSAGES, tracer, is_async=True)),
-            (_MOD, "Messages.stream", stream_wrapper(tracer)),
-            (_MOD, "AsyncMessages.stream", stream_wrapper(tracer)),
-        ])
-        self._patches.apply()
-
-    def _uninstrument(self, **kwargs: Any) -> None:
-        self._patches.remove()
+    _instruments = _instruments
+    _scope = __name__
+    _targets = (
+        Target(_MOD, "Messages.create", traced(MESSAGES)),
+        Target(_MOD, "AsyncMessages.create", traced(MESSAGES, is_async=True)),
+        Target(_MOD, "Messages.stream", stream_wrapper),
+        Target(_MOD, "AsyncMessages.stream", stream_wrapper),
+    )

@@ -5,7 +5,6 @@ Shared with litellm, whose requests and responses have the chat-completions shap
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import trace
@@ -13,6 +12,8 @@ from opentelemetry import trace
 from lightspan.schemas import attributes as A
 
 from .._content import add_content, add_json
+from .._instrumentor import TracerGetter
+from .._instrumentor import tracer_getter as _tracer_getter
 from .._llm import Accumulator, CallSpec, Request
 from .._messages import (
     get,
@@ -27,18 +28,9 @@ from .._settings import get_settings
 _SCOPE = "lightspan.instrumentation.openai"
 
 
-def tracer_getter(provider: Any = None, scope: str = _SCOPE) -> Callable[[], trace.Tracer]:
-    """A cached tracer (resolved lazily so a provider set after instrumenting is used)."""
-    holder: list[trace.Tracer] = []
-
-    def get_tracer() -> trace.Tracer:
-        if not holder:
-            from lightspan.instrumentation.version import __version__
-
-            holder.append(trace.get_tracer(scope, __version__, tracer_provider=provider))
-        return holder[0]
-
-    return get_tracer
+def tracer_getter(provider: trace.TracerProvider | None = None, scope: str = _SCOPE) -> TracerGetter:
+    """The shared cached tracer, openai's scope by default (for wrappers built by hand, as benchmarks do)."""
+    return _tracer_getter(provider, scope)
 
 
 def _server(instance: Any, attrs: dict[str, Any]) -> None:
