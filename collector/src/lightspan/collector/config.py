@@ -1,21 +1,19 @@
 """Collector settings: explicit values, then the YAML file, then environment variables, then defaults.
 
 A bad environment value logs a warning and falls back to the default; a bad explicit or YAML value
-raises ``ValueError`` naming the setting.
+raises ``ValueError`` naming the setting. Parsing and layering are :mod:`lightspan.schemas.settings`'s,
+shared with the other parts; this module keeps the collector's fields, variables and checks.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lightspan.schemas import env
-
-_log = logging.getLogger(__name__)
+from lightspan.schemas.settings import SettingsFile, env_str, load_settings, parse_list, parsers_for
 
 MiB = 1024 * 1024
 
@@ -39,28 +37,6 @@ _ENV: dict[str, str] = {
     "tls_key": env.LIGHTSPAN_TLS_KEY,
     "spool_fsync": env.LIGHTSPAN_SPOOL_FSYNC,
 }
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    low = str(value).strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise ValueError(f"expected true/false, got {value!r}")
-
-
-def _as_list(value: Any) -> list[str]:
-    if value is None:
-        return []
-    if isinstance(value, str):
-        return [v.strip() for v in value.split(",") if v.strip()]
-    return [str(v) for v in value]
 
 
 def _endpoint(value: str | None) -> str | None:
@@ -102,8 +78,8 @@ class CollectorConfig:
 
     def __post_init__(self) -> None:
         self.data_dir = str(Path(self.data_dir).expanduser())
-        self.redact_drop = _as_list(self.redact_drop)
-        self.redact_hash = _as_list(self.redact_hash)
+        self.redact_drop = parse_list(self.redact_drop, name="redact_drop")
+        self.redact_hash = parse_list(self.redact_hash, name="redact_hash")
         for name in ("grpc_endpoint", "http_endpoint", "query_endpoint"):
             try:
                 setattr(self, name, _endpoint(getattr(self, name)))
@@ -142,57 +118,21 @@ class CollectorConfig:
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> CollectorConfig:
         """Build a config from ``overrides`` (None values ignored), the YAML ``path``
-        (or ``$LIGHTSPAN_COLLECTOR_CONFIG``), environment variables and defaults, in that order."""
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        values: dict[str, Any] = {}
-        for name, var in _ENV.items():
-            raw = os.environ.get(var)
-            if raw is None or raw == "":
-                continue
-            try:
-                values[name] = _coerce(fields[name], raw)
-            except ValueError as exc:
-                _log.warning("ignoring %s=%r (%s); using the default", var, raw, exc)
-        path = path or os.environ.get(env.LIGHTSPAN_COLLECTOR_CONFIG) or None
+        (or ``$LIGHTSPAN_COLLECTOR_CONFIG``), environment variables and defaults, in that order.
+
+        Note the order: the file beats the environment. The YAML may nest the settings under a
+        top-level ``collector:`` key."""
+        path = path or env_str(env.LIGHTSPAN_COLLECTOR_CONFIG)
+        file = None
         if path:
-            values.update(_read_yaml(Path(path), fields))
-        for name, value in overrides.items():
-            if name not in fields:
-                raise ValueError(f"unknown collector setting {name!r}; known: {', '.join(sorted(fields))}")
-            if value is not None:
-                values[name] = _coerce(fields[name], value)
+            file = SettingsFile(path, parse=_yaml_load, format="YAML", label="collector config", section="collector")
+        values = load_settings(
+            parsers_for(cls), file=file, env=_ENV, overrides=overrides, order=("env", "file", "overrides")
+        )
         return cls(**values)
 
 
-def _coerce(f: dataclasses.Field, value: Any) -> Any:
-    typ = str(f.type)
-    try:
-        if typ.startswith("bool"):
-            return _as_bool(value)
-        if typ.startswith("int"):
-            return int(value)
-        if typ.startswith("float"):
-            return float(value)
-        if typ.startswith("list"):
-            return _as_list(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{f.name}: {exc}") from None
-    return None if value is None else (value if isinstance(value, str) else str(value))
+def _yaml_load(text: str) -> object:
+    import yaml  # the collector's dependency, imported only when a config file is given
 
-
-def _read_yaml(path: Path, fields: dict[str, dataclasses.Field]) -> dict[str, Any]:
-    import yaml
-
-    try:
-        doc = yaml.safe_load(path.read_text()) or {}
-    except OSError as exc:
-        raise ValueError(f"cannot read collector config {path}: {exc}") from None
-    except yaml.YAMLError as exc:
-        raise ValueError(f"collector config {path} is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise ValueError(f"collector config {path} must be a mapping of setting: value")
-    doc = doc.get("collector", doc) if isinstance(doc.get("collector"), dict) else doc
-    unknown = sorted(set(doc) - set(fields))
-    if unknown:
-        raise ValueError(f"collector config {path}: unknown settings {unknown}; known: {', '.join(sorted(fields))}")
-    return {k: _coerce(fields[k], v) for k, v in doc.items()}
+    return yaml.safe_load(text)

@@ -12,6 +12,7 @@ from typing import Any
 
 from lightspan.schemas import attributes as A
 from lightspan.schemas.conventions import agl_rewards, mapped
+from lightspan.schemas.settings import is_true
 
 from .mapping import (
     MappingError,
@@ -25,7 +26,6 @@ from .mapping import (
 from .model import ArrowRef, GapGraph, LLMCall, Reward, ToolObservation, Trajectory
 from .reader import PostedReward
 
-_TRUE = {"true", "1", "yes"}
 _LLM_OPS = A.LLM_OPERATIONS
 
 
@@ -191,7 +191,7 @@ def rebuild(
             fm = mapped(fa, C["name"][i]) if fa and not op else None
             if op in _LLM_OPS or (fm and (fcall := foreign_llm(fm)) is not None):
                 if op in _LLM_OPS:
-                    if C["suppressed"][i].lower() in _TRUE:
+                    if is_true(C["suppressed"][i]):  # lenient: an odd marker is not a suppression
                         continue
                     # ClickHouse parsed what it could exactly (``*_ok``): those stay Arrow until read.
                     row = C["row"][i]  # the span's row in the parsed Arrow columns

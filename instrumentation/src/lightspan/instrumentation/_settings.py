@@ -8,49 +8,24 @@ the defaults (capture on: prompts and completions are the RL training data; 64 K
 
 from __future__ import annotations
 
-import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from lightspan.schemas import env
-
-_log = logging.getLogger(__name__)
+from lightspan.schemas.settings import Parser, load_settings, parse_bool, parse_positive_int
 
 #: ``redact(attribute_key, value) -> value``: called on every content value before it is serialized.
 #: Return the (possibly edited) value, or ``None`` to drop the attribute. Errors drop the attribute.
 RedactHook = Callable[[str, Any], Any]
 
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
-
-
-def _env_bool(name: str) -> bool | None:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return None
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    _log.warning("%s=%r is not a boolean (true/false); using the default", name, raw)
-    return None
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-        if value <= 0:
-            raise ValueError
-        return value
-    except ValueError:
-        _log.warning("%s=%r is not a positive integer; using %d", name, raw, default)
-        return default
+#: Settings field -> environment variables, first set-and-valid wins.
+_ENV: dict[str, tuple[str, ...]] = {
+    "capture_content": (env.LIGHTSPAN_CAPTURE_CONTENT, env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT),
+    "max_attribute_bytes": (env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES,),
+}
+#: The settings ``configure()`` and the environment may set (``redact`` is a callable: argument only).
+_PARSERS: dict[str, Parser | None] = {"capture_content": parse_bool, "max_attribute_bytes": parse_positive_int}
 
 
 @dataclass
@@ -63,13 +38,8 @@ class Settings:
 
 
 def settings_from_env() -> Settings:
-    capture = _env_bool(env.LIGHTSPAN_CAPTURE_CONTENT)
-    if capture is None:
-        capture = _env_bool(env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT)
-    return Settings(
-        capture_content=True if capture is None else capture,
-        max_attribute_bytes=_env_int(env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES, env.DEFAULT_MAX_ATTRIBUTE_BYTES),
-    )
+    """Defaults, then the environment; a bad variable logs a warning and is skipped."""
+    return Settings(**load_settings(_PARSERS, env=_ENV))
 
 
 _current: Settings | None = None
@@ -91,13 +61,8 @@ def update_settings(
 ) -> Settings:
     """Override settings; ``None`` keeps the environment's (or default) value."""
     global _current
-    base = settings_from_env()
-    if capture_content is not None:
-        base.capture_content = bool(capture_content)
-    if max_attribute_bytes is not None:
-        if not isinstance(max_attribute_bytes, int) or max_attribute_bytes <= 0:
-            raise ValueError(f"max_attribute_bytes must be a positive integer, got {max_attribute_bytes!r}.")
-        base.max_attribute_bytes = max_attribute_bytes
+    explicit = {"capture_content": capture_content, "max_attribute_bytes": max_attribute_bytes}
+    base = Settings(**load_settings(_PARSERS, env=_ENV, overrides=explicit))
     if redact is not None:
         if not callable(redact):
             raise TypeError(f"redact must be a callable redact(key, value) -> value, got {redact!r}.")

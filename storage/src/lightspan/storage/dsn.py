@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from lightspan.schemas import env
+from lightspan.schemas.settings import SettingsError, parse_bool
 
 if TYPE_CHECKING:  # pragma: no cover
     from clickhouse_connect.driver.client import Client
 
 _log = logging.getLogger(__name__)
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 
 class StorageError(Exception):
@@ -53,17 +51,6 @@ class DSN:
         scheme = "https" if self.secure else "http"
         auth = f"{self.username}:***@" if self.password else f"{self.username}@"
         return f"{scheme}://{auth}{self.host}:{self.port}/{self.database}"
-
-
-def _flag(name: str, raw: str | None, default: bool) -> bool:
-    if raw is None or raw == "":
-        return default
-    low = raw.strip().lower()
-    if low in _TRUE:
-        return True
-    if low in _FALSE:
-        return False
-    raise StorageError(f"{name} must be one of true/false/1/0/yes/no, got {raw!r}")
 
 
 def resolve_dsn(dsn: str | None = None) -> str:
@@ -105,8 +92,14 @@ def parse_dsn(dsn: str | None = None) -> DSN:
         if not parts.hostname:
             raise StorageError(f"server DSN needs a host, e.g. http://localhost:8123/lightspan, got {raw!r}")
         secure_default = scheme in ("https", "clickhouses")
-        secure = _flag("secure", query.pop("secure", None) or os.environ.get(env.LIGHTSPAN_CLICKHOUSE_SECURE), secure_default)
-        verify = _flag("verify", query.pop("verify", None) or os.environ.get(env.LIGHTSPAN_CLICKHOUSE_VERIFY), True)
+        # The DSN's ``?secure=``/``?verify=`` win over the environment, which wins over the scheme.
+        raw_secure = query.pop("secure", None) or os.environ.get(env.LIGHTSPAN_CLICKHOUSE_SECURE)
+        raw_verify = query.pop("verify", None) or os.environ.get(env.LIGHTSPAN_CLICKHOUSE_VERIFY)
+        try:
+            secure = parse_bool(raw_secure, name="secure", default=secure_default)
+            verify = parse_bool(raw_verify, name="verify", default=True)
+        except SettingsError as exc:  # storage callers catch StorageError
+            raise StorageError(str(exc)) from None
         try:
             port = parts.port or (8443 if secure else 8123)
         except ValueError as exc:

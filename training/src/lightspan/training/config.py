@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from lightspan.schemas import env
+from lightspan.schemas.settings import SettingsFile, load_settings
 
 ALGOS = ("lightningrl", "sft", "kto", "dpo")
 KTO_LABEL_SOURCES = ("advantage", "reward")
@@ -210,21 +211,21 @@ class TrainConfig:
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], **overrides: Any) -> TrainConfig:
-        """Read a YAML mapping of fields; ``overrides`` that are not ``None`` win (CLI flags over file)."""
-        import yaml
+        """Read a YAML mapping of fields; ``overrides`` that are not ``None`` win (CLI flags over file).
 
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file {str(p)!r} does not exist.")
-        with p.open(encoding="utf-8") as fh:
-            loaded = yaml.safe_load(fh) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"config file {str(p)!r} must hold a YAML mapping of TrainConfig fields.")
-        values = {**loaded, **{k: v for k, v in overrides.items() if v is not None}}
-        unknown = sorted(set(values) - set(cls.field_names()))
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s) {unknown}; valid fields: {cls.field_names()}.")
+        The only environment variable, ``LIGHTSPAN_OUTPUT_DIR``, is ``output_dir``'s default (see
+        ``__post_init__``), so it never beats the file.
+        """
+        file = SettingsFile(path, parse=_yaml_load, format="YAML")
+        fields: dict[str, None] = dict.fromkeys(cls.field_names())  # values as YAML types them
+        values = load_settings(fields, file=file, overrides=overrides, what="TrainConfig field(s)")
         return cls(**values)
+
+
+def _yaml_load(text: str) -> object:
+    import yaml  # imported only when a config file is read
+
+    return yaml.safe_load(text)
 
 
 def _cuda_available() -> bool:
