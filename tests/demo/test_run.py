@@ -31,11 +31,11 @@ def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_traine
     report = json.loads((work / "report.json").read_text())
     hops = report["hops"]
     # spans exported = rows stored = calls in trajectories = training rows, at every hop
-    assert hops["spans exported over OTLP (all, incl. evaluations)"] == hops["rows stored in ClickHouse"] > 0
+    assert hops["spans_exported"] == hops["rows_stored"] > 0
     # quick mode: 2 on-policy rounds of 32 rollouts, each converted from the store on its own
-    assert (hops["LLM calls in training rollouts (spans)"] == hops["LLM calls in trajectories"]
-            == hops["training rows written"] == hops["training rollouts run"] == 64)
-    assert hops["trajectories converted"] == 64
+    assert (hops["training_llm_spans"] == hops["trajectory_llm_calls"] == hops["training_rows"]
+            == hops["training_rollouts"] == 64)
+    assert hops["trajectories"] == 64
     assert [r["rows"] for r in report["rounds"]] == [32, 32]
     assert report["counts_match"] is True
     # evaluation and training rollouts all became spans of every kind the contract names
@@ -54,7 +54,13 @@ def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_traine
     assert len(docs) == 64 and len({d["trace_id"] for d in docs}) == 64
     for doc in docs:
         validate_trajectory(doc)
-    assert (work / "reward.png").stat().st_size > 0 and "Counts at every hop" in (work / "report.md").read_text()
+    assert (work / "reward.png").stat().st_size > 0
+    # the summary line and report.md name each hop by its sentence
+    assert "hops: training rollouts run = 64; LLM calls in training rollouts (spans) = 64;" in proc.stdout
+    assert "counts match at every hop: True" in proc.stdout
+    md = (work / "report.md").read_text()
+    assert "Counts at every hop" in md and "| trajectories converted | 64 |" in md
+    assert f"| rows stored in ClickHouse | {hops['rows_stored']} |" in md
 
 
 def test_cli_refuses_bad_arguments(tmp_path):

@@ -6,8 +6,9 @@ hex ``TraceId``/``SpanId``, ``Timestamp`` = start time in ns, ``Duration`` = end
 ``Unspecified``), ``StatusCode`` as ``Unset``/``Ok``/``Error``, ``ServiceName`` from the resource's
 ``service.name``, scope name/version in their own columns, attribute values as strings (ints in decimal,
 doubles as JSON numbers, bools ``true``/``false``, bytes base64, arrays and maps as JSON), events and links
-as Nested arrays. Then foreign conventions are mapped, redaction and the size limit applied, and the
-RL columns filled explicitly.
+as Nested arrays. Then foreign conventions are mapped into ``SpanAttributes`` and redaction and the size
+limit applied. The RL columns are not written here: the table's ``DEFAULT`` expressions derive them from
+``SpanAttributes`` (``lightspan.schemas.ddl``).
 """
 
 from __future__ import annotations
@@ -25,9 +26,9 @@ from lightspan.schemas.conventions import AGL_REWARD_SPANS, TRIGGERS, map_conven
 
 from .redact import Redactor
 
-#: Columns the collector writes (IngestedAt is left to its DEFAULT).
 #: What the collector writes: the otel_traces columns. ClickHouse fills the RL columns (RolloutId, tokens,
-#: GapLevel, ...) from SpanAttributes with the table's DEFAULT expressions, as for any other writer.
+#: GapLevel, ...) from SpanAttributes, and IngestedAt, with the table's DEFAULT expressions, as for any other
+#: writer.
 COLUMNS: list[str] = list(ddl.OTEL_TRACES_COLUMNS)
 
 SPAN_KINDS = ("Unspecified", "Internal", "Server", "Client", "Producer", "Consumer")

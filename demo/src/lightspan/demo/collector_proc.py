@@ -25,7 +25,11 @@ def _free_port() -> int:
 
 @dataclass
 class CollectorProcess:
-    """A running collector subprocess and where to reach it."""
+    """A running collector subprocess and where to reach it.
+
+    A context manager: leaving the ``with`` block (normally or by an exception) stops the process and
+    waits for it, so a failure anywhere after the start leaves no collector behind.
+    """
 
     proc: subprocess.Popen
     grpc_port: int
@@ -52,9 +56,19 @@ class CollectorProcess:
                 self.proc.wait()
         return self.proc.returncode
 
+    def __enter__(self) -> CollectorProcess:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
 
 def start_collector(work_dir: Path, *, ready_timeout: float = 90.0) -> CollectorProcess:
-    """Start a collector with its store and spool under ``work_dir``; return once /readyz answers."""
+    """Start a collector with its store and spool under ``work_dir``; return once /readyz answers.
+
+    If it does not become ready (or anything interrupts the wait) the process is stopped before the
+    exception propagates; once returned, the caller owns it (``with`` it, or call ``stop``).
+    """
     grpc_port, http_port, query_port = _free_port(), _free_port(), _free_port()
     log_path = work_dir / "collector.log"
     cmd = [
@@ -67,9 +81,18 @@ def start_collector(work_dir: Path, *, ready_timeout: float = 90.0) -> Collector
         "--batch-timeout", "0.2",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTSPAN_CLICKHOUSE")}
-    log = open(log_path, "wb")  # noqa: SIM115 - owned by the process for its lifetime
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
     handle = CollectorProcess(proc, grpc_port, http_port, query_port, log_path)
+    try:
+        _wait_ready(proc, http_port, ready_timeout, log_path)
+    except BaseException:
+        handle.stop(timeout=5)
+        raise
+    return handle
+
+
+def _wait_ready(proc: subprocess.Popen, http_port: int, ready_timeout: float, log_path: Path) -> None:
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -77,9 +100,8 @@ def start_collector(work_dir: Path, *, ready_timeout: float = 90.0) -> Collector
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as resp:
                 if resp.status == 200:
-                    return handle
+                    return
         except OSError:
             pass
         time.sleep(0.25)
-    handle.stop(timeout=5)
     raise RuntimeError(f"collector not ready after {ready_timeout:.0f}s; see {log_path}")

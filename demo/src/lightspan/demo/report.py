@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from lightspan.demo.run import Hops
+
 
 def _rolling(values: list[float], window: int) -> list[float]:
     out, acc = [], 0.0
@@ -56,7 +58,7 @@ def write_plot(metrics: list[dict[str, Any]], before: float, rounds: list[dict[s
 def write_markdown(report: dict[str, Any], path: Path) -> Path:
     """A short human-readable report: the result, the counts at every hop, timings and paths."""
     before, after = report["before"], report.get("after")
-    hops = report["hops"]
+    hops = Hops(**report["hops"])
     lines = [
         "# lightspan demo report",
         "",
@@ -75,7 +77,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> Path:
         "",
         "| hop | count |",
         "| --- | ---: |",
-        *[f"| {k} | {v} |" for k, v in hops.items()],
+        *[f"| {label} | {n} |" for label, n in hops.labelled()],
         "",
         f"Counts match: **{report['counts_match']}**",
         "",

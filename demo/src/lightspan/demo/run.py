@@ -18,7 +18,8 @@ import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, Episode, run_episo
 from lightspan.demo.warmstart import WarmStartConfig, build_policy
 
 __all__ = [
-    "DemoConfig", "DemoReport", "EvalResult", "Tracing", "World", "build_warm_policy", "collect_rollouts",
+    "DemoConfig", "DemoReport", "EvalResult", "Hops", "Tracing", "World", "build_warm_policy", "collect_rollouts",
     "evaluate", "prepare_world", "run_demo", "setup_tracing", "start_policy_server",
     "train_policy",
 ]
@@ -105,7 +106,11 @@ class EvalResult:
 
 @dataclass
 class Tracing:
-    """Where the agent's spans go: an in-process exporter (counts) and/or an OTLP endpoint."""
+    """Where the agent's spans go: an in-process exporter (counts) and/or an OTLP endpoint.
+
+    A context manager: on exit the provider is flushed (queued spans reach the collector while it
+    still runs) and the in-process exporter stops recording; ``span_counts`` still reads what it has.
+    """
 
     provider: Any
     memory: Any = None
@@ -114,10 +119,62 @@ class Tracing:
     def flush(self) -> None:
         self.provider.force_flush()
 
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            if self.memory is not None:
+                self.memory.shutdown()
+
+    def __enter__(self) -> Tracing:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def span_counts(self) -> Counter[str]:
         if self.memory is None:
             return Counter()
         return Counter(s.name.split(" ")[0] for s in self.memory.get_finished_spans())
+
+
+def _hop(label: str) -> Any:
+    """A hop counter field; ``label`` is the sentence the summary line and ``report.md`` print for it."""
+    return field(default=0, metadata={"label": label})
+
+
+@dataclass
+class Hops:
+    """The count at every hop of the loop, summed over rounds (``report.json`` keys are the field names)."""
+
+    training_rollouts: int = _hop("training rollouts run")
+    training_llm_spans: int = _hop("LLM calls in training rollouts (spans)")
+    trajectories: int = _hop("trajectories converted")
+    trajectory_llm_calls: int = _hop("LLM calls in trajectories")
+    training_rows: int = _hop("training rows written")
+    spans_exported: int = _hop("spans exported over OTLP (all, incl. evaluations)")
+    rows_stored: int = _hop("rows stored in ClickHouse")
+
+    @classmethod
+    def labels(cls) -> dict[str, str]:
+        """Field name -> the human sentence for it, in field order."""
+        return {f.name: f.metadata["label"] for f in fields(cls)}
+
+    def labelled(self) -> list[tuple[str, int]]:
+        """``(sentence, count)`` for every hop, in field order."""
+        return [(label, getattr(self, name)) for name, label in self.labels().items()]
+
+    def summary(self) -> str:
+        return "; ".join(f"{label} = {n}" for label, n in self.labelled())
+
+    def counts_match(self) -> bool:
+        """Nothing lost or duplicated anywhere: every span exported is stored, every training LLM call
+        became one call in a trajectory and one training row, and every training rollout one trajectory."""
+        return (
+            self.spans_exported == self.rows_stored
+            and self.training_llm_spans == self.trajectory_llm_calls == self.training_rows
+            and self.trajectories == self.training_rollouts
+        )
 
 
 @dataclass
@@ -133,7 +190,7 @@ class DemoReport:
     rollouts: int
     train_reward: float
     train_steps: int
-    hops: dict[str, int]
+    hops: Hops
     counts_match: bool
     spans: dict[str, int]
     seconds: dict[str, float]
@@ -163,7 +220,12 @@ def start_policy_server(model_path: str) -> Any:
     """Serve the policy on a free loopback port as model ``policy``."""
     from lightspan.serving import PolicyServer
 
-    return PolicyServer(model_path, served_model_name="policy", device="cpu").start()
+    server = PolicyServer(model_path, served_model_name="policy", device="cpu")
+    try:
+        return server.start()
+    except BaseException:
+        server.stop()  # a half-started server releases its socket and threads before the error propagates
+        raise
 
 
 def setup_tracing(cfg: DemoConfig) -> Tracing:
@@ -306,7 +368,7 @@ class RoundResult:
 
 
 def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing, collector: Any, model: str,
-           hops: Counter[str], seconds: dict[str, float], echo: Echo, done_steps: int) -> tuple[RoundResult, Any]:
+           hops: Hops, seconds: dict[str, float], echo: Echo, done_steps: int) -> tuple[RoundResult, Any]:
     """Rollouts on the current policy -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval."""
     from datetime import datetime, timezone
 
@@ -320,13 +382,13 @@ def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing,
     counts = tracing.span_counts()
     exported = sum(counts.values())
     stored = timed("ingest_wait", lambda: wait_for_rows(collector.query_url, exported))
-    hops["training rollouts run"] += len(episodes)
-    hops["LLM calls in training rollouts (spans)"] += counts["chat"] - llm_before
+    hops.training_rollouts += len(episodes)
+    hops.training_llm_spans += counts["chat"] - llm_before
     out = cfg.work_dir / "converted" / f"round-{r}"
     conv = timed("convert", lambda: convert_rollouts(cfg, collector.query_url, since=since, output_dir=out))
-    hops["trajectories converted"] += conv.rollouts_converted
-    hops["LLM calls in trajectories"] += conv.llm_calls
-    hops["training rows written"] += conv.rows_written.get("rows-parquet", 0)
+    hops.trajectories += conv.rollouts_converted
+    hops.trajectory_llm_calls += conv.llm_calls
+    hops.training_rows += conv.rows_written.get("rows-parquet", 0)
     echo(f"round {r}: {len(episodes)} rollouts (reward {train_reward:.3f}) -> store: {exported} spans exported so far, "
          f"{stored} rows stored -> {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
          f"{conv.rows_written.get('rows-parquet', 0)} rows")
@@ -359,18 +421,20 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     echo(f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks")
     policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
     echo(f"policy: warm-started tiny model in {policy} ({seconds['warmstart']}s)")
-    collector = timed("collector_start", lambda: start_collector(cfg.work_dir))
-    echo(f"collector: OTLP {collector.otlp_endpoint}, store {cfg.work_dir / 'store'}, "
-         f"query interface {collector.query_url}")
-    cfg.otlp_endpoint = collector.otlp_endpoint
-    tracing = setup_tracing(cfg)
-    server = start_policy_server(policy)
-    echo(f"serving: {server.base_url} (model 'policy', openai client with vLLM-style token ids)")
-    hops: Counter[str] = Counter()
+    hops = Hops()
     rounds: list[RoundResult] = []
     metrics: list[dict[str, Any]] = []
     after = result = served = None
-    try:
+    # Everything that holds a process, thread or socket is entered on this one stack as soon as it exists,
+    # and unwinds in reverse (policy server, tracing, collector subprocess) however the run ends.
+    with ExitStack() as stack:
+        collector = stack.enter_context(timed("collector_start", lambda: start_collector(cfg.work_dir)))
+        echo(f"collector: OTLP {collector.otlp_endpoint}, store {cfg.work_dir / 'store'}, "
+             f"query interface {collector.query_url}")
+        cfg.otlp_endpoint = collector.otlp_endpoint
+        tracing = stack.enter_context(setup_tracing(cfg))
+        server = stack.enter_context(start_policy_server(policy))
+        echo(f"serving: {server.base_url} (model 'policy', openai client with vLLM-style token ids)")
         before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
         echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
         model = policy
@@ -384,23 +448,17 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         served = server.model_path
         echo(f"held-out reward after {cfg.rounds} round(s): {after.reward:.3f} (before {before.reward:.3f}, "
              f"{after.reward - before.reward:+.3f})")
-    finally:
+        # The last hops, in the order the stack unwinds: no more requests, every span flushed and stored,
+        # then the collector stopped. The stops are idempotent: on this path the stack finds them done.
         server.stop()
         tracing.flush()
-        total_exported = sum(tracing.span_counts().values())
-        hops["spans exported over OTLP (all, incl. evaluations)"] = total_exported
-        hops["rows stored in ClickHouse"] = wait_for_rows(collector.query_url, total_exported, timeout=60)
-        code = collector.stop()
-        echo(f"collector stopped (exit {code})")
+        spans = dict(tracing.span_counts())
+        hops.spans_exported = sum(spans.values())
+        hops.rows_stored = wait_for_rows(collector.query_url, hops.spans_exported, timeout=60)
+        echo(f"collector stopped (exit {collector.stop()})")
     seconds["total"] = round(time.perf_counter() - started, 1)
-    hops_d = dict(hops)
-    counts_match = (
-        hops_d["spans exported over OTLP (all, incl. evaluations)"] == hops_d["rows stored in ClickHouse"]
-        and hops_d["LLM calls in training rollouts (spans)"] == hops_d["LLM calls in trajectories"]
-        == hops_d["training rows written"]
-        and hops_d["trajectories converted"] == hops_d["training rollouts run"]
-    )
-    echo("hops: " + "; ".join(f"{k} = {v}" for k, v in hops_d.items()))
+    counts_match = hops.counts_match()
+    echo("hops: " + hops.summary())
     echo(f"counts match at every hop: {counts_match}")
     paths = {
         "work dir": str(cfg.work_dir), "embedded store": str(cfg.work_dir / "store"),
@@ -414,7 +472,7 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     report = DemoReport(
         str(cfg.work_dir), policy, result.model_path if result else None, served, before, after,
         sum(x.rollouts for x in rounds), statistics.fmean(x.train_reward for x in rounds) if rounds else 0.0,
-        sum(x.steps for x in rounds), hops_d, counts_match, dict(tracing.span_counts()), seconds, paths,
+        sum(x.steps for x in rounds), hops, counts_match, spans, seconds, paths,
         [asdict(x) for x in rounds],
     )
     write_plot(metrics, before.reward, [asdict(x) for x in rounds], cfg.work_dir / "reward.png")

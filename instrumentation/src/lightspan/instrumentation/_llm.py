@@ -63,7 +63,7 @@ class CallSpec:
     response: Callable[[dict[str, Any], Any], None]  # (attrs to set, response) -> None
     accumulator: Callable[[Request], Accumulator] | None = None
     span_name: str = A.SPAN_CHAT
-    pass_request: bool = False  # call ``response(span, result, request)``
+    pass_request: bool = False  # call ``response(attrs, result, request)``
 
 
 def is_suppressed() -> bool:
