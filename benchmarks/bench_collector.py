@@ -44,10 +44,17 @@ def make_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
     words = "the agent looked up the capital of france and then verified it with a second tool call ".split()
     text = " ".join(words[i % len(words)] for i in range(170))  # ~900 chars
     inp = json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}])
-    out = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": text[::-1]}], "finish_reason": "stop"}])
+    out = json.dumps(
+        [{"role": "assistant", "parts": [{"type": "text", "content": text[::-1]}], "finish_reason": "stop"}]
+    )
     now = time.time_ns()
     for i in range(n):
-        s = ss.spans.add(name="chat gpt-4o-mini", kind=3, start_time_unix_nano=now + i, end_time_unix_nano=now + i + 1_500_000)
+        s = ss.spans.add(
+            name="chat gpt-4o-mini",
+            kind=3,
+            start_time_unix_nano=now + i,
+            end_time_unix_nano=now + i + 1_500_000,
+        )
         s.trace_id, s.span_id, s.parent_span_id = os.urandom(16), os.urandom(8), os.urandom(8)
         s.attributes.extend([
             kv("gen_ai.operation.name", "chat"), kv("gen_ai.provider.name", "openai"),
@@ -201,7 +208,9 @@ def ceiling(requests: int) -> dict:
     def json_columns(lo: int, hi: int) -> None:
         with open(json_path, "wb") as fh:
             fh.write(orjson.dumps(part(lo, hi)))
-        client.command(f"INSERT INTO {table} ({names}) SELECT {select} FROM file('{json_path}', 'JSONColumns', '{structure}')")
+        client.command(
+            f"INSERT INTO {table} ({names}) SELECT {select} FROM file('{json_path}', 'JSONColumns', '{structure}')"
+        )
 
     def engine(lo: int, hi: int) -> None:
         client.command(f"INSERT INTO {table} SELECT * FROM lightspan.ceiling_src LIMIT {hi - lo} OFFSET {lo}")
@@ -211,7 +220,12 @@ def ceiling(requests: int) -> dict:
     out: dict = {"decode_us_per_span": round(decode_cpu / flat.rows * 1e6, 1),
                  "flatten_us_per_span": round(flatten_cpu / flat.rows * 1e6, 1)}  # fmt: skip
     for _ in range(3):
-        for name, fn in (("native", native), ("arrow", arrow), ("json", json_columns), ("engine_floor", engine)):
+        for name, fn in (
+            ("native", native),
+            ("arrow", arrow),
+            ("json", json_columns),
+            ("engine_floor", engine),
+        ):
             rows = flat.rows if name != "engine_floor" else min(batch, flat.rows)
             cpu0, t0 = time.process_time(), time.perf_counter()
             for i in range(0, rows, batch):
@@ -261,7 +275,9 @@ def main() -> None:
     results: dict = {"spans_per_request": SPANS_PER_REQUEST, "request_bytes": len(make_request()),
                      "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
     # In a child process, so the rows it holds do not count in the collector phases' peak RSS.
-    out = subprocess.run([sys.executable, __file__, "--ceiling-only", str(n)], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--ceiling-only", str(n)], capture_output=True, text=True, check=True
+    )
     results["ceiling"] = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(results), flush=True)
     for transport in ("grpc", "http"):
@@ -272,6 +288,7 @@ def main() -> None:
     r = run_collector_phase("grpc", n, 4, queue_max_spans=20_000, batch_max_spans=5_000)
     results["overload_2x"] = r
     print(json.dumps(r), flush=True)
+
 
 if __name__ == "__main__":
     main()

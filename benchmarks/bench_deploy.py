@@ -25,13 +25,43 @@ def exporter_rows(n: int, offset: int = 0) -> list[list]:
     msgs = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "x" * 200}]}])
     rows = []
     for i in range(offset, offset + n):
-        attrs = {A.ROLLOUT_ID: f"r{i // 8}", A.TASK_ID: f"t{i // 64}", A.ATTEMPT: "1",
-                 A.GEN_AI_OPERATION_NAME: "chat", A.GEN_AI_PROVIDER_NAME: "openai",
-                 A.GEN_AI_REQUEST_MODEL: "m", A.GEN_AI_USAGE_INPUT_TOKENS: "100",
-                 A.GEN_AI_USAGE_OUTPUT_TOKENS: "20", A.GEN_AI_INPUT_MESSAGES: msgs}
-        rows.append([T0 + timedelta(microseconds=i), f"{i // 8:032x}", f"{i:016x}", "", "", "chat m", "Client",
-                     "agent", {"service.name": "agent"}, "scope", "1", attrs, 1000, "Unset", "",
-                     [], [], [], [], [], [], []])
+        attrs = {
+            A.ROLLOUT_ID: f"r{i // 8}",
+            A.TASK_ID: f"t{i // 64}",
+            A.ATTEMPT: "1",
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.GEN_AI_PROVIDER_NAME: "openai",
+            A.GEN_AI_REQUEST_MODEL: "m",
+            A.GEN_AI_USAGE_INPUT_TOKENS: "100",
+            A.GEN_AI_USAGE_OUTPUT_TOKENS: "20",
+            A.GEN_AI_INPUT_MESSAGES: msgs,
+        }
+        rows.append(
+            [
+                T0 + timedelta(microseconds=i),
+                f"{i // 8:032x}",
+                f"{i:016x}",
+                "",
+                "",
+                "chat m",
+                "Client",
+                "agent",
+                {"service.name": "agent"},
+                "scope",
+                "1",
+                attrs,
+                1000,
+                "Unset",
+                "",
+                [],
+                [],
+                [],
+                [],
+                [],
+                [],
+                [],
+            ]
+        )
     return rows
 
 
@@ -39,8 +69,29 @@ def full_rows(rows: list[list]) -> list[list]:
     extra = []
     for r in rows:
         a = r[11]
-        extra.append(r + [a[A.ROLLOUT_ID], a[A.TASK_ID], 1, "chat", "", "openai", "m", "", "", "", "",
-                          100, 20, None, "", -1, "", datetime.now(timezone.utc)])
+        extra.append(
+            r
+            + [
+                a[A.ROLLOUT_ID],
+                a[A.TASK_ID],
+                1,
+                "chat",
+                "",
+                "openai",
+                "m",
+                "",
+                "",
+                "",
+                "",
+                100,
+                20,
+                None,
+                "",
+                -1,
+                "",
+                datetime.now(timezone.utc),
+            ]
+        )
     return extra
 
 

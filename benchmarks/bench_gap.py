@@ -41,7 +41,9 @@ class Query:
     def bound_ms(self) -> float:
         """Critical path with each node as long as its slowest fan-out part."""
         graph = Graph.from_tasks(parse_plan(self.plan))
-        durations = {n: 1000.0 * max(self.latency_s[a] for a in parts) for n, parts in self.node_parts.items()}
+        durations = {
+            n: 1000.0 * max(self.latency_s[a] for a in parts) for n, parts in self.node_parts.items()
+        }
         return graph.critical_path(durations)[0]
 
     def serial_ms(self) -> float:
@@ -50,8 +52,9 @@ class Query:
 
 def _shape(rng: random.Random, qid: int) -> tuple[str, list[tuple[str, list[str], list[str]]]]:
     """(shape name, [(node id, fan-out parts, depends)])."""
-    shape = rng.choice(["chain", "fan_in", "two_hop_pairs", "diamond", "fanout_search", "wide", "random_dag",
-                        "single"])
+    shape = rng.choice(
+        ["chain", "fan_in", "two_hop_pairs", "diamond", "fanout_search", "wide", "random_dag", "single"]
+    )
     nodes: list[tuple[str, list[str], list[str]]] = []
     if shape == "chain":
         for i in range(rng.randint(2, 4)):
@@ -67,8 +70,12 @@ def _shape(rng: random.Random, qid: int) -> tuple[str, list[tuple[str, list[str]
             nodes.append((f"s{m + j + 1}", [f"q{qid} attribute of entity{j + 1}"], [f"s{j + 1}"]))
         nodes.append((f"s{2 * m + 1}", [f"q{qid} compare"], [f"s{m + j + 1}" for j in range(m)]))
     elif shape == "diamond":
-        nodes = [("s1", [f"q{qid} root"], []), ("s2", [f"q{qid} left"], ["s1"]),
-                 ("s3", [f"q{qid} right"], ["s1"]), ("s4", [f"q{qid} join"], ["s2", "s3"])]
+        nodes = [
+            ("s1", [f"q{qid} root"], []),
+            ("s2", [f"q{qid} left"], ["s1"]),
+            ("s3", [f"q{qid} right"], ["s1"]),
+            ("s4", [f"q{qid} join"], ["s2", "s3"]),
+        ]
     elif shape == "fanout_search":
         parts = [f"q{qid} part{i + 1}" for i in range(rng.randint(2, 4))]
         nodes = [("s1", parts, []), ("s2", [f"q{qid} follow-up"], ["s1"])]
@@ -97,7 +104,9 @@ def make_suite(n: int, seed: int, median_ms: float, sigma: float) -> list[Query]
             lines.append(f'  <node id="{node_id}"{depends}>search("{arg}")</node>')
             query.node_parts[node_id] = parts
             for part in parts:
-                query.latency_s[part] = min(0.020, max(0.001, rng.lognormvariate(0.0, sigma) * median_ms / 1000.0))
+                query.latency_s[part] = min(
+                    0.020, max(0.001, rng.lognormvariate(0.0, sigma) * median_ms / 1000.0)
+                )
         lines.append("</graph></plan>")
         query.plan = "\n".join(lines)
         suite.append(query)
@@ -122,18 +131,33 @@ def _strip_refs(text: str) -> str:
     return text.split(" <", 1)[0]
 
 
-async def run_suite(suite: list[Query], zero: bool, concurrency: int, desc: str, wrap: bool = True) -> dict[str, dict]:
+async def run_suite(
+    suite: list[Query], zero: bool, concurrency: int, desc: str, wrap: bool = True
+) -> dict[str, dict]:
     latencies = {k: v for q in suite for k, v in q.latency_s.items()}
     actual: dict[str, float] = {}
     tool = make_tool(latencies, zero, actual)
     if not wrap:
         tool.tool_name = "search"  # counts as already decorated: no @tool wrapper, no execute_tool span
-    planners = {m: GAPPlanner(tools={"search": tool}, scheduler=m, max_concurrency=concurrency, node_timeout_s=5.0)
-                for m in MODES}
-    out = {m: {"wall_ms": [], "total_ms": [], "measured_cp_ms": [], "actual_cp_ms": [], "cpu_ms": 0.0,
-               "tool_calls": 0, "nodes": 0, "failed": 0} for m in MODES}
+    planners = {
+        m: GAPPlanner(tools={"search": tool}, scheduler=m, max_concurrency=concurrency, node_timeout_s=5.0)
+        for m in MODES
+    }
+    out = {
+        m: {
+            "wall_ms": [],
+            "total_ms": [],
+            "measured_cp_ms": [],
+            "actual_cp_ms": [],
+            "cpu_ms": 0.0,
+            "tool_calls": 0,
+            "nodes": 0,
+            "failed": 0,
+        }
+        for m in MODES
+    }
     for i, query in enumerate(tqdm(suite, desc=desc, unit="query", file=sys.stderr, leave=False)):
-        order = MODES[i % 3:] + MODES[: i % 3]  # rotate so load spikes hit every mode alike
+        order = MODES[i % 3 :] + MODES[: i % 3]  # rotate so load spikes hit every mode alike
         graph = Graph.from_tasks(parse_plan(query.plan))
         for mode in order:
             cpu = time.process_time()
@@ -141,7 +165,9 @@ async def run_suite(suite: list[Query], zero: bool, concurrency: int, desc: str,
             rec = out[mode]
             rec["cpu_ms"] += (time.process_time() - cpu) * 1000.0
             if not zero:
-                durations = {n: 1000.0 * max(actual[a] for a in parts) for n, parts in query.node_parts.items()}
+                durations = {
+                    n: 1000.0 * max(actual[a] for a in parts) for n, parts in query.node_parts.items()
+                }
                 rec["actual_cp_ms"].append(graph.critical_path(durations)[0])
             rec["wall_ms"].append(result["execution_time_ms"])
             rec["total_ms"].append(result["total_time_ms"])
@@ -154,7 +180,9 @@ async def run_suite(suite: list[Query], zero: bool, concurrency: int, desc: str,
     return out
 
 
-async def best_of(repeats: int, suite: list[Query], concurrency: int, desc: str, wrap: bool = True) -> dict[str, dict]:
+async def best_of(
+    repeats: int, suite: list[Query], concurrency: int, desc: str, wrap: bool = True
+) -> dict[str, dict]:
     """Zero-latency runs, repeated; per scheduler the run with the least CPU time (the machine is shared)."""
     best: dict[str, dict] = {}
     for r in range(repeats):
@@ -165,8 +193,14 @@ async def best_of(repeats: int, suite: list[Query], concurrency: int, desc: str,
     return best
 
 
-def summarize(suite: list[Query], timed: dict[str, dict], bare: dict[str, dict], zero_off: dict[str, dict],
-              gap_spans: dict[str, dict], zero_on: dict[str, dict]) -> dict:
+def summarize(
+    suite: list[Query],
+    timed: dict[str, dict],
+    bare: dict[str, dict],
+    zero_off: dict[str, dict],
+    gap_spans: dict[str, dict],
+    zero_on: dict[str, dict],
+) -> dict:
     bound = sum(q.bound_ms() for q in suite)
     serial = sum(q.serial_ms() for q in suite)
     nodes = sum(len(q.node_parts) for q in suite)
@@ -187,19 +221,27 @@ def summarize(suite: list[Query], timed: dict[str, dict], bare: dict[str, dict],
             "failed_or_skipped": rec["failed"],
             "scheduler_us_per_node": 1000.0 * sum(bare[mode]["wall_ms"]) / bare[mode]["nodes"],
             "scheduler_us_per_node_with_parse": 1000.0 * sum(bare[mode]["total_ms"]) / bare[mode]["nodes"],
-            "overhead_us_per_node_untraced": 1000.0 * sum(zero_off[mode]["total_ms"]) / zero_off[mode]["nodes"],
+            "overhead_us_per_node_untraced": 1000.0
+            * sum(zero_off[mode]["total_ms"])
+            / zero_off[mode]["nodes"],
             "gap_spans_us_per_node": 1000.0 * sum(gap_spans[mode]["total_ms"]) / gap_spans[mode]["nodes"],
             "gap_spans_cpu_us_per_node": 1000.0 * gap_spans[mode]["cpu_ms"] / gap_spans[mode]["nodes"],
             "overhead_us_per_node_traced": 1000.0 * sum(zero_on[mode]["total_ms"]) / zero_on[mode]["nodes"],
-            "exec_overhead_us_per_node_traced": 1000.0 * sum(zero_on[mode]["wall_ms"]) / zero_on[mode]["nodes"],
+            "exec_overhead_us_per_node_traced": 1000.0
+            * sum(zero_on[mode]["wall_ms"])
+            / zero_on[mode]["nodes"],
         }
     seq, dep, lvl = (modes[m]["wall_ms"] for m in ("sequential", "dependency", "level"))
     shapes: dict[str, int] = {}
     for q in suite:
         shapes[q.shape] = shapes.get(q.shape, 0) + 1
     return {
-        "queries": len(suite), "nodes": nodes, "tool_latency_sum_ms": serial, "critical_path_bound_ms": bound,
-        "shapes": shapes, "modes": modes,
+        "queries": len(suite),
+        "nodes": nodes,
+        "tool_latency_sum_ms": serial,
+        "critical_path_bound_ms": bound,
+        "shapes": shapes,
+        "modes": modes,
         "dependency_latency_reduction_vs_sequential": 1 - dep / seq,
         "level_latency_reduction_vs_sequential": 1 - lvl / seq,
         "dependency_vs_level": dep / lvl,
@@ -270,7 +312,9 @@ def report(result: dict, args: argparse.Namespace) -> str:
 
 async def main_async(args: argparse.Namespace) -> dict:
     suite = make_suite(args.queries, args.seed, args.median_ms, args.sigma)
-    bare = await best_of(args.overhead_repeats, suite, args.concurrency, "scheduler overhead, no @tool", wrap=False)
+    bare = await best_of(
+        args.overhead_repeats, suite, args.concurrency, "scheduler overhead, no @tool", wrap=False
+    )
     zero_off = await best_of(args.overhead_repeats, suite, args.concurrency, "overhead, tracing off")
     timed_off = await run_suite(suite, False, args.concurrency, "latency suite, tracing off")
     from opentelemetry import trace
@@ -284,12 +328,16 @@ async def main_async(args: argparse.Namespace) -> dict:
     provider = TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard(), max_queue_size=65536))
     trace.set_tracer_provider(provider)
-    gap_spans = await best_of(args.overhead_repeats, suite, args.concurrency, "GAP spans, no @tool", wrap=False)
+    gap_spans = await best_of(
+        args.overhead_repeats, suite, args.concurrency, "GAP spans, no @tool", wrap=False
+    )
     zero_on = await best_of(args.overhead_repeats, suite, args.concurrency, "overhead, tracing on")
     timed = await run_suite(suite, False, args.concurrency, "latency suite, tracing on")
     provider.shutdown()
-    return {"tracing_off": summarize(suite, timed_off, bare, zero_off, gap_spans, zero_on),
-            "tracing_on": summarize(suite, timed, bare, zero_off, gap_spans, zero_on)}
+    return {
+        "tracing_off": summarize(suite, timed_off, bare, zero_off, gap_spans, zero_on),
+        "tracing_on": summarize(suite, timed, bare, zero_off, gap_spans, zero_on),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -300,8 +348,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--median-ms", type=float, default=5.0, help="median tool latency (ms)")
     parser.add_argument("--sigma", type=float, default=0.6, help="lognormal sigma of tool latency")
     parser.add_argument("--concurrency", type=int, default=8, help="GAPPlanner max_concurrency")
-    parser.add_argument("--overhead-repeats", type=int, default=3,
-                        help="zero-latency overhead runs per setting; the least-CPU run is reported (default 3)")
+    parser.add_argument(
+        "--overhead-repeats",
+        type=int,
+        default=3,
+        help="zero-latency overhead runs per setting; the least-CPU run is reported (default 3)",
+    )
     parser.add_argument("--json", help="also write the summary as JSON to this path")
     args = parser.parse_args(argv)
     if args.quick:

@@ -50,12 +50,23 @@ MESSAGES = [
     {"role": "system", "content": "You are a careful assistant that answers with one number."},
     {"role": "user", "content": "What is (2 + 3) * 4? Think step by step and answer briefly."},
 ]
-RESPONSE = ChatCompletion.model_validate({
-    "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": "tiny",
-    "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
-                 "message": {"role": "assistant", "content": "2 + 3 = 5, and 5 * 4 = 20. The answer is 20."}}],
-    "usage": {"prompt_tokens": 31, "completion_tokens": 17, "total_tokens": 48},
-})
+RESPONSE = ChatCompletion.model_validate(
+    {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "tiny",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "logprobs": None,
+                "message": {"role": "assistant", "content": "2 + 3 = 5, and 5 * 4 = 20. The answer is 20."},
+            }
+        ],
+        "usage": {"prompt_tokens": 31, "completion_tokens": 17, "total_tokens": 48},
+    }
+)
 
 
 def fake_create(*, model: str, messages: list, **kwargs) -> ChatCompletion:
@@ -71,17 +82,34 @@ def slow_create(*, model: str, messages: list, **kwargs) -> ChatCompletion:
 
 def build(tracer: trace.Tracer):
     instrumented = wrapt.FunctionWrapper(fake_create, make_wrapper(CHAT, tracer_getter(), is_async=False))
-    instrumented_slow = wrapt.FunctionWrapper(slow_create, make_wrapper(CHAT, tracer_getter(), is_async=False))
-    in_json = json.dumps([{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES])
-    out_json = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": RESPONSE.choices[0].message.content}],
-                            "finish_reason": "stop"}])
+    instrumented_slow = wrapt.FunctionWrapper(
+        slow_create, make_wrapper(CHAT, tracer_getter(), is_async=False)
+    )
+    in_json = json.dumps(
+        [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES]
+    )
+    out_json = json.dumps(
+        [
+            {
+                "role": "assistant",
+                "parts": [{"type": "text", "content": RESPONSE.choices[0].message.content}],
+                "finish_reason": "stop",
+            }
+        ]
+    )
     static = {
-        A.GEN_AI_OPERATION_NAME: "chat", A.GEN_AI_PROVIDER_NAME: "openai", A.GEN_AI_REQUEST_MODEL: "tiny",
+        A.GEN_AI_OPERATION_NAME: "chat",
+        A.GEN_AI_PROVIDER_NAME: "openai",
+        A.GEN_AI_REQUEST_MODEL: "tiny",
         A.GEN_AI_INPUT_MESSAGES: in_json,
     }
     static_resp = {
-        A.GEN_AI_RESPONSE_ID: "chatcmpl-1", A.GEN_AI_RESPONSE_MODEL: "tiny", A.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
-        A.GEN_AI_USAGE_INPUT_TOKENS: 31, A.GEN_AI_USAGE_OUTPUT_TOKENS: 17, A.GEN_AI_OUTPUT_MESSAGES: out_json,
+        A.GEN_AI_RESPONSE_ID: "chatcmpl-1",
+        A.GEN_AI_RESPONSE_MODEL: "tiny",
+        A.GEN_AI_RESPONSE_FINISH_REASONS: ["stop"],
+        A.GEN_AI_USAGE_INPUT_TOKENS: 31,
+        A.GEN_AI_USAGE_OUTPUT_TOKENS: 17,
+        A.GEN_AI_OUTPUT_MESSAGES: out_json,
     }
 
     def bare_static():
@@ -93,21 +121,35 @@ def build(tracer: trace.Tracer):
 
     def bare_inline():
         attrs = {
-            A.GEN_AI_OPERATION_NAME: "chat", A.GEN_AI_PROVIDER_NAME: "openai", A.GEN_AI_REQUEST_MODEL: "tiny",
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.GEN_AI_PROVIDER_NAME: "openai",
+            A.GEN_AI_REQUEST_MODEL: "tiny",
             A.GEN_AI_INPUT_MESSAGES: json.dumps(
-                [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES]),
+                [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES]
+            ),
         }
         span = tracer.start_span("chat tiny", kind=trace.SpanKind.CLIENT, attributes=attrs)
         with trace.use_span(span, end_on_exit=False):
             r = fake_create(model="tiny", messages=MESSAGES)
         c = r.choices[0]
-        span.set_attributes({
-            A.GEN_AI_RESPONSE_ID: r.id, A.GEN_AI_RESPONSE_MODEL: r.model,
-            A.GEN_AI_RESPONSE_FINISH_REASONS: [c.finish_reason],
-            A.GEN_AI_USAGE_INPUT_TOKENS: r.usage.prompt_tokens, A.GEN_AI_USAGE_OUTPUT_TOKENS: r.usage.completion_tokens,
-            A.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": c.message.role, "parts": [
-                {"type": "text", "content": c.message.content}], "finish_reason": c.finish_reason}]),
-        })
+        span.set_attributes(
+            {
+                A.GEN_AI_RESPONSE_ID: r.id,
+                A.GEN_AI_RESPONSE_MODEL: r.model,
+                A.GEN_AI_RESPONSE_FINISH_REASONS: [c.finish_reason],
+                A.GEN_AI_USAGE_INPUT_TOKENS: r.usage.prompt_tokens,
+                A.GEN_AI_USAGE_OUTPUT_TOKENS: r.usage.completion_tokens,
+                A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                    [
+                        {
+                            "role": c.message.role,
+                            "parts": [{"type": "text", "content": c.message.content}],
+                            "finish_reason": c.finish_reason,
+                        }
+                    ]
+                ),
+            }
+        )
         span.end()
 
     def plain_add(a, b):
@@ -116,9 +158,16 @@ def build(tracer: trace.Tracer):
     traced_add = tool(plain_add)
 
     def tool_bare():
-        span = tracer.start_span("execute_tool plain_add", attributes={
-            A.GEN_AI_OPERATION_NAME: "execute_tool", A.GEN_AI_TOOL_NAME: "plain_add", A.GEN_AI_TOOL_TYPE: "function",
-            A.GEN_AI_TOOL_CALL_ID: "call_1", A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"a": 2, "b": 3})})
+        span = tracer.start_span(
+            "execute_tool plain_add",
+            attributes={
+                A.GEN_AI_OPERATION_NAME: "execute_tool",
+                A.GEN_AI_TOOL_NAME: "plain_add",
+                A.GEN_AI_TOOL_TYPE: "function",
+                A.GEN_AI_TOOL_CALL_ID: "call_1",
+                A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"a": 2, "b": 3}),
+            },
+        )
         with trace.use_span(span, end_on_exit=False):
             result = plain_add(2, 3)
         span.set_attribute(A.GEN_AI_TOOL_CALL_RESULT, json.dumps(result))
@@ -132,7 +181,10 @@ def build(tracer: trace.Tracer):
         "tool-none": lambda: plain_add(2, 3),
         "tool-bare": tool_bare,
         "tool-lightspan": lambda: traced_add(2, 3),
-    }, (lambda: slow_create(model="tiny", messages=MESSAGES), lambda: instrumented_slow(model="tiny", messages=MESSAGES))
+    }, (
+        lambda: slow_create(model="tiny", messages=MESSAGES),
+        lambda: instrumented_slow(model="tiny", messages=MESSAGES),
+    )
 
 
 def per_call_us(fn: Callable[[], object], n: int, repeats: int) -> float:
@@ -189,9 +241,14 @@ def main() -> None:
     ratio_tool = added["tool-lightspan"] / added["tool-bare"]
     share = added["lightspan"] / 10_000 * 100
     summary = {
-        "per_call_us": results, "added_us": added, "e2e_10ms_added_us": slow_added,
-        "ratio_vs_bare_inline": ratio_inline, "ratio_vs_bare_static": ratio_static, "ratio_tool": ratio_tool,
-        "share_of_10ms_call_pct": share, "e2e_share_pct": slow_added / 10_000 * 100,
+        "per_call_us": results,
+        "added_us": added,
+        "e2e_10ms_added_us": slow_added,
+        "ratio_vs_bare_inline": ratio_inline,
+        "ratio_vs_bare_static": ratio_static,
+        "ratio_tool": ratio_tool,
+        "share_of_10ms_call_pct": share,
+        "e2e_share_pct": slow_added / 10_000 * 100,
         "goal_met": ratio_inline <= 1.5 and share < 1.0,
     }
     if args.json:
@@ -200,10 +257,14 @@ def main() -> None:
     print(f"{'variant':<16}{'per call (us)':>15}{'added (us)':>12}")
     for name, value in results.items():
         print(f"{name:<16}{value:>15.2f}{added.get(name, 0.0):>12.2f}")
-    print(f"lightspan / bare-inline span: {ratio_inline:.2f}x   lightspan / bare-static span: {ratio_static:.2f}x")
+    print(
+        f"lightspan / bare-inline span: {ratio_inline:.2f}x   lightspan / bare-static span: {ratio_static:.2f}x"
+    )
     print(f"@tool / bare tool span: {ratio_tool:.2f}x")
-    print(f"added per call = {share:.3f}% of a 10 ms call; measured on a 10 ms call: +{slow_added:.1f} us "
-          f"({slow_added / 10_000 * 100:.3f}%)")
+    print(
+        f"added per call = {share:.3f}% of a 10 ms call; measured on a 10 ms call: +{slow_added:.1f} us "
+        f"({slow_added / 10_000 * 100:.3f}%)"
+    )
     print("goal (<= 1.5x bare-inline span and < 1% of 10 ms):", "MET" if summary["goal_met"] else "NOT MET")
 
 

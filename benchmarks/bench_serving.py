@@ -17,7 +17,9 @@ import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-MESSAGES = [{"role": "user", "content": "facts: alice lives in lyon . lyon is in france .\nq: country of alice ?"}]
+MESSAGES = [
+    {"role": "user", "content": "facts: alice lives in lyon . lyon is in france .\nq: country of alice ?"}
+]
 
 
 def main() -> None:
@@ -27,7 +29,9 @@ def main() -> None:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--device", default=None)
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's).")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (default: torch's)."
+    )
     parser.add_argument("--max-tokens", type=int, default=32)
     args = parser.parse_args()
     n = 20 if args.quick else args.requests
@@ -41,12 +45,21 @@ def main() -> None:
     from lightspan.serving import PolicyServer
     from lightspan.training.tiny_model import build_tiny_model
 
-    path = build_tiny_model(tempfile.mkdtemp(prefix="bench-serving-"), texts=[MESSAGES[0]["content"]],
-                            hidden_size=args.hidden, num_layers=args.layers)
+    path = build_tiny_model(
+        tempfile.mkdtemp(prefix="bench-serving-"),
+        texts=[MESSAGES[0]["content"]],
+        hidden_size=args.hidden,
+        num_layers=args.layers,
+    )
     server = PolicyServer(path, served_model_name="policy", device=args.device).start()
     client = openai.OpenAI(base_url=server.base_url, api_key="x")
-    kw = dict(model="policy", messages=MESSAGES, max_tokens=args.max_tokens, logprobs=True,
-              extra_body={"return_token_ids": True, "ignore_eos": True})
+    kw = dict(
+        model="policy",
+        messages=MESSAGES,
+        max_tokens=args.max_tokens,
+        logprobs=True,
+        extra_body={"return_token_ids": True, "ignore_eos": True},
+    )
     client.chat.completions.create(**kw)  # warm-up
 
     latencies, tokens = [], 0
@@ -80,8 +93,10 @@ def main() -> None:
     p50 = statistics.median(latencies) * 1000
     p95 = sorted(latencies)[int(0.95 * (len(latencies) - 1))] * 1000
     print(f"model: tiny Llama hidden={args.hidden} layers={args.layers} device={server.engine.device}")
-    print(f"sequential: {n} requests, {n / seq_s:.1f} req/s, {tokens / seq_s:.0f} completion tok/s, "
-          f"latency p50 {p50:.1f} ms p95 {p95:.1f} ms ({tokens / n:.1f} tokens/request)")
+    print(
+        f"sequential: {n} requests, {n / seq_s:.1f} req/s, {tokens / seq_s:.0f} completion tok/s, "
+        f"latency p50 {p50:.1f} ms p95 {p95:.1f} ms ({tokens / n:.1f} tokens/request)"
+    )
     print(f"concurrency 8: {n / conc_s:.1f} req/s, {conc_tokens / conc_s:.0f} completion tok/s")
     print(f"reload: {reload_s * 1000:.0f} ms")
 

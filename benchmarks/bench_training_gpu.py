@@ -38,7 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per trainer")
     p.add_argument("--warmup-steps", type=int, default=None)
     p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--prompt-len", type=int, default=None, help="max prompt tokens (lengths vary down to half)")
+    p.add_argument(
+        "--prompt-len", type=int, default=None, help="max prompt tokens (lengths vary down to half)"
+    )
     p.add_argument("--completion-len", type=int, default=None, help="max completion tokens")
     p.add_argument("--peak-tflops", type=float, default=None, help="override the GPU's peak bf16 TFLOP/s")
     p.add_argument("--only", choices=("lightningrl", "sft"), default=None)
@@ -56,13 +58,28 @@ def model_config(tiny: bool):
     from transformers import Qwen2Config
 
     if tiny:
-        return Qwen2Config(vocab_size=512, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
-                           num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
-                           tie_word_embeddings=True)
+        return Qwen2Config(
+            vocab_size=512,
+            hidden_size=64,
+            intermediate_size=256,
+            num_hidden_layers=2,
+            num_attention_heads=4,
+            num_key_value_heads=2,
+            max_position_embeddings=2048,
+            tie_word_embeddings=True,
+        )
     # Qwen2.5-0.5B shapes.
-    return Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
-                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
-                       tie_word_embeddings=True, rope_theta=1000000.0)
+    return Qwen2Config(
+        vocab_size=151936,
+        hidden_size=896,
+        intermediate_size=4864,
+        num_hidden_layers=24,
+        num_attention_heads=14,
+        num_key_value_heads=2,
+        max_position_embeddings=32768,
+        tie_word_embeddings=True,
+        rope_theta=1000000.0,
+    )
 
 
 def synthetic_rows(n: int, vocab: int, prompt_len: int, completion_len: int, seed: int = 0) -> list[dict]:
@@ -73,14 +90,20 @@ def synthetic_rows(n: int, vocab: int, prompt_len: int, completion_len: int, see
     for i in range(n):
         p = rng.randint(max(1, prompt_len // 2), prompt_len)
         c = rng.randint(max(1, completion_len // 2), completion_len)
-        rows.append({
-            "rollout_id": f"r{i}", "task_id": f"t{i // 4}", "step": 0,
-            "prompt": [{"role": "user", "content": "x"}], "completion": [{"role": "assistant", "content": "y"}],
-            "prompt_token_ids": [rng.randrange(10, vocab) for _ in range(p)],
-            "completion_token_ids": [rng.randrange(10, vocab) for _ in range(c)],
-            "completion_logprobs": [-rng.uniform(5, 15) for _ in range(c)],
-            "reward": float(i % 2), "advantage": rng.gauss(0, 1),
-        })
+        rows.append(
+            {
+                "rollout_id": f"r{i}",
+                "task_id": f"t{i // 4}",
+                "step": 0,
+                "prompt": [{"role": "user", "content": "x"}],
+                "completion": [{"role": "assistant", "content": "y"}],
+                "prompt_token_ids": [rng.randrange(10, vocab) for _ in range(p)],
+                "completion_token_ids": [rng.randrange(10, vocab) for _ in range(c)],
+                "completion_logprobs": [-rng.uniform(5, 15) for _ in range(c)],
+                "reward": float(i % 2),
+                "advantage": rng.gauss(0, 1),
+            }
+        )
     return rows
 
 
@@ -140,33 +163,64 @@ def run_one(kind: str, a: argparse.Namespace, rows: list[dict], tok, out_dir: st
     n_params = sum(p.numel() for p in model.parameters())
     steps = a.warmup_steps + a.steps
     timer = StepTimer(a.warmup_steps, a.device)
-    common = dict(output_dir=out_dir, per_device_train_batch_size=a.batch_size, max_steps=steps, learning_rate=1e-6,
-                  logging_steps=1000, save_strategy="no", report_to="none", bf16=bf16, use_cpu=a.device == "cpu",
-                  gradient_checkpointing=False, disable_tqdm=True, include_num_input_tokens_seen="non_padding",
-                  dataloader_num_workers=0, seed=0)
+    common = dict(
+        output_dir=out_dir,
+        per_device_train_batch_size=a.batch_size,
+        max_steps=steps,
+        learning_rate=1e-6,
+        logging_steps=1000,
+        save_strategy="no",
+        report_to="none",
+        bf16=bf16,
+        use_cpu=a.device == "cpu",
+        gradient_checkpointing=False,
+        disable_tqdm=True,
+        include_num_input_tokens_seen="non_padding",
+        dataloader_num_workers=0,
+        seed=0,
+    )
     if kind == "lightningrl":
         from lightspan.training.lightningrl import LightningRLConfig, LightningRLTrainer
 
         args = LightningRLConfig(**common, padding_free=True, max_length=a.prompt_len + a.completion_len)
-        trainer = LightningRLTrainer(model=model, args=args, train_dataset=rows, processing_class=tok,
-                                     callbacks=[timer.callback])
+        trainer = LightningRLTrainer(
+            model=model, args=args, train_dataset=rows, processing_class=tok, callbacks=[timer.callback]
+        )
     else:
         from trl import SFTConfig, SFTTrainer
 
-        ds = datasets.Dataset.from_list([
-            {"input_ids": r["prompt_token_ids"] + r["completion_token_ids"],
-             "completion_mask": [0] * len(r["prompt_token_ids"]) + [1] * len(r["completion_token_ids"])}
-            for r in rows])
-        args = SFTConfig(**common, max_length=a.prompt_len + a.completion_len, completion_only_loss=True,
-                         packing=False, padding_free=False)
-        trainer = SFTTrainer(model=model, args=args, train_dataset=ds, processing_class=tok,
-                             callbacks=[timer.callback])
+        ds = datasets.Dataset.from_list(
+            [
+                {
+                    "input_ids": r["prompt_token_ids"] + r["completion_token_ids"],
+                    "completion_mask": [0] * len(r["prompt_token_ids"])
+                    + [1] * len(r["completion_token_ids"]),
+                }
+                for r in rows
+            ]
+        )
+        args = SFTConfig(
+            **common,
+            max_length=a.prompt_len + a.completion_len,
+            completion_only_loss=True,
+            packing=False,
+            padding_free=False,
+        )
+        trainer = SFTTrainer(
+            model=model, args=args, train_dataset=ds, processing_class=tok, callbacks=[timer.callback]
+        )
     if a.device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
     tps = timer.tokens_per_s()
-    result = {"trainer": kind, "params": n_params, "tokens_per_s": round(tps, 1), "attn": cfg._attn_implementation,
-              "bf16": bf16, "timed_steps": a.steps}
+    result = {
+        "trainer": kind,
+        "params": n_params,
+        "tokens_per_s": round(tps, 1),
+        "attn": cfg._attn_implementation,
+        "bf16": bf16,
+        "timed_steps": a.steps,
+    }
     if a.device == "cuda":
         name = torch.cuda.get_device_name(0)
         peak = a.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
@@ -184,8 +238,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     if a.device == "cuda" and not torch.cuda.is_available():
-        print("bench_training_gpu: no CUDA GPU is visible here; this benchmark needs one. "
-              "For a smoke run on CPU use: --device cpu --tiny", file=sys.stderr)
+        print(
+            "bench_training_gpu: no CUDA GPU is visible here; this benchmark needs one. "
+            "For a smoke run on CPU use: --device cpu --tiny",
+            file=sys.stderr,
+        )
         return 2
     if a.device == "cpu":
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
@@ -209,8 +266,15 @@ def main(argv: list[str] | None = None) -> int:
         summary = {"speedup_vs_sft": round(speedup, 2)}
     else:
         summary = {}
-    report = {"device": a.device, "tiny": a.tiny, "batch_size": a.batch_size, "prompt_len": a.prompt_len,
-              "completion_len": a.completion_len, "results": results, **summary}
+    report = {
+        "device": a.device,
+        "tiny": a.tiny,
+        "batch_size": a.batch_size,
+        "prompt_len": a.prompt_len,
+        "completion_len": a.completion_len,
+        "results": results,
+        **summary,
+    }
     if a.json_out:
         with open(a.json_out, "w", encoding="utf-8") as fh:
             json.dump(report, fh, indent=2)

@@ -65,8 +65,10 @@ async def main(args: argparse.Namespace) -> None:
 
     print(f"Answer: {result['answer']}")
     print(f"Plan from: {result['plan_source']}, levels: {result['graph']['levels']}")
-    print(f"Speedup: {result['speedup_factor']:.1f}x  Total time: {result['total_time_ms']:.0f}ms  "
-          f"Tool calls: {result['tool_calls']}")
+    print(
+        f"Speedup: {result['speedup_factor']:.1f}x  Total time: {result['total_time_ms']:.0f}ms  "
+        f"Tool calls: {result['tool_calls']}"
+    )
     print("\nSpans (parents first):")
     spans = sorted(exporter.get_finished_spans(), key=lambda s: s.start_time)
     depth = {}

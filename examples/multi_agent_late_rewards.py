@@ -35,12 +35,17 @@ log = logging.getLogger("multi_agent")
 def sub_agent(name: str, client: openai.OpenAI, model: str, prompt: str) -> str:
     """One agent's turn: an ``invoke_agent {name}`` span around its LLM call (stamped with the rollout)."""
     tracer = trace.get_tracer("examples.multi_agent")
-    with tracer.start_as_current_span(A.SPAN_INVOKE_AGENT.format(name=name),
-                                      attributes={A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
-                                                  A.GEN_AI_AGENT_NAME: name}):
+    with tracer.start_as_current_span(
+        A.SPAN_INVOKE_AGENT.format(name=name),
+        attributes={A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT, A.GEN_AI_AGENT_NAME: name},
+    ):
         resp = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": prompt}], max_tokens=16, temperature=1.0,
-            logprobs=True, extra_body={"return_token_ids": True},  # vLLM / PolicyServer: token ids for RL
+            model=model,
+            messages=[{"role": "user", "content": prompt}],
+            max_tokens=16,
+            temperature=1.0,
+            logprobs=True,
+            extra_body={"return_token_ids": True},  # vLLM / PolicyServer: token ids for RL
         )
         return resp.choices[0].message.content or ""
 
@@ -61,7 +66,9 @@ def main() -> None:
     parser.add_argument("--model", default="policy", help="Model name the server serves.")
     parser.add_argument("--serve-tiny", action="store_true", help="Build and serve a tiny local policy.")
     parser.add_argument("--otlp-endpoint", default="http://localhost:4317", help="Collector OTLP gRPC.")
-    parser.add_argument("--rewards-url", default="http://localhost:4318/v1/rewards", help="Collector rewards API.")
+    parser.add_argument(
+        "--rewards-url", default="http://localhost:4318/v1/rewards", help="Collector rewards API."
+    )
     parser.add_argument("--question", default="city of alice ?")
     parser.add_argument("--task-id", default="team-demo-1")
     args = parser.parse_args()
@@ -79,7 +86,9 @@ def main() -> None:
     try:
         with ls.rollout(task_id=args.task_id, attempt=0, agent_name="team") as run:
             fact = sub_agent("researcher", client, args.model, f"Find the fact: {args.question}")
-            reply = sub_agent("writer", client, args.model, f"Write the answer to {args.question} from: {fact}")
+            reply = sub_agent(
+                "writer", client, args.model, f"Write the answer to {args.question} from: {fact}"
+            )
             rollout_id = run.rollout_id
         print(f"rollout {rollout_id}: researcher said {fact!r}, writer said {reply!r}")
         provider.force_flush()  # the spans reach the collector before the reward refers to them

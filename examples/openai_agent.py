@@ -76,11 +76,15 @@ def solve(client: openai.OpenAI, model: str, task: str, token_ids: bool, max_tur
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--task", default="What is (2 + 3) * 4?")
-    parser.add_argument("--expect", default="20", help="the right answer; reward 1.0 when it appears in the reply")
+    parser.add_argument(
+        "--expect", default="20", help="the right answer; reward 1.0 when it appears in the reply"
+    )
     parser.add_argument("--task-id", default="calc-1")
     parser.add_argument("--attempt", type=int, default=0)
     parser.add_argument("--model", default=os.environ.get("OPENAI_MODEL", "gpt-4o-mini"))
-    parser.add_argument("--token-ids", action="store_true", help="ask a vLLM server for token ids and logprobs")
+    parser.add_argument(
+        "--token-ids", action="store_true", help="ask a vLLM server for token ids and logprobs"
+    )
     args = parser.parse_args()
 
     client = openai.OpenAI()  # OPENAI_BASE_URL / OPENAI_API_KEY from the environment

@@ -12,7 +12,9 @@ ORDER = ["instrumentation", "gap", "collector", "converters", "training", "servi
 def main() -> None:
     parts_dir = ROOT / "docs" / "benchmarks"
     out = [(parts_dir / "_summary.md").read_text().rstrip(), "", "# Details by part", ""]
-    names = ORDER + sorted(p.stem for p in parts_dir.glob("*.md") if p.stem not in ORDER and not p.stem.startswith("_"))
+    names = ORDER + sorted(
+        p.stem for p in parts_dir.glob("*.md") if p.stem not in ORDER and not p.stem.startswith("_")
+    )
     for name in names:
         path = parts_dir / f"{name}.md"
         if path.exists():

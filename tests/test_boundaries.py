@@ -74,14 +74,32 @@ def _requirements(dist: str) -> list[str]:
 def test_installed_part_depends_on_no_forbidden_part(part):
     """The same boundary in the installed metadata: a part that must not import a neighbour does not
     declare it as a dependency either, so an install of it leaves the neighbour out."""
-    declared = {r.removeprefix("lightspan-") for r in _requirements(f"lightspan-{part}") if r.startswith("lightspan-")}
+    declared = {
+        r.removeprefix("lightspan-") for r in _requirements(f"lightspan-{part}") if r.startswith("lightspan-")
+    }
     assert not declared & FORBIDDEN[part], f"lightspan-{part} depends on {sorted(declared & FORBIDDEN[part])}"
 
 
 #: distributions an agent (`pip install lightspan`, no extras) must never pull, directly or transitively
-HEAVY_DISTS = {"torch", "transformers", "trl", "clickhouse-connect", "chdb-core", "pyarrow", "datasets", "numpy",
-               "starlette", "uvicorn", "prometheus-client", "lightspan-collector", "lightspan-converters",
-               "lightspan-training", "lightspan-serving", "lightspan-storage", "lightspan-demo"}
+HEAVY_DISTS = {
+    "torch",
+    "transformers",
+    "trl",
+    "clickhouse-connect",
+    "chdb-core",
+    "pyarrow",
+    "datasets",
+    "numpy",
+    "starlette",
+    "uvicorn",
+    "prometheus-client",
+    "lightspan-collector",
+    "lightspan-converters",
+    "lightspan-training",
+    "lightspan-serving",
+    "lightspan-storage",
+    "lightspan-demo",
+}
 
 
 def test_agent_install_pulls_no_heavy_distribution():

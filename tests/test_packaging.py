@@ -33,8 +33,20 @@ PARTS = part_folders()
 
 
 def test_every_top_level_part_is_a_src_layout_distribution():
-    assert set(PARTS) == {f"lightspan-{p}" for p in (
-        "schemas", "storage", "instrumentation", "cli", "collector", "converters", "serving", "training", "demo")}
+    assert set(PARTS) == {
+        f"lightspan-{p}"
+        for p in (
+            "schemas",
+            "storage",
+            "instrumentation",
+            "cli",
+            "collector",
+            "converters",
+            "serving",
+            "training",
+            "demo",
+        )
+    }
     for name, folder in PARTS.items():
         part = folder.name
         assert (folder / "src" / "lightspan" / part / "__init__.py").is_file(), name
@@ -65,7 +77,9 @@ def test_versions_and_inter_part_pins_agree():
             assert dep in PARTS, f"{name} depends on unknown part {dep}"
             assert spec == f"=={VERSION}", f"{name}: {dep}{spec}"
     root = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    everything = list(root["dependencies"]) + [r for reqs in root["optional-dependencies"].values() for r in reqs]
+    everything = list(root["dependencies"]) + [
+        r for reqs in root["optional-dependencies"].values() for r in reqs
+    ]
     for dep, spec in _pins(everything).items():
         assert dep in PARTS and spec == f"=={VERSION}", f"root: {dep}{spec}"
     named = {d for d in _pins(everything)}
@@ -78,8 +92,21 @@ def wheels(tmp_path_factory) -> dict[str, Path]:
     dist = tmp_path_factory.mktemp("dist")
     folders = [str(f) for f in PARTS.values()] + [str(REPO)]
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist), *folders],
-        check=True, capture_output=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(dist),
+            *folders,
+        ],
+        check=True,
+        capture_output=True,
+        timeout=600,
     )
     built = {}
     for whl in dist.glob("*.whl"):
@@ -94,8 +121,11 @@ def _fresh_venv(path: Path, wheels: list[Path]) -> Path:
     site-packages, added as a plain path entry so its .pth files (the editable checkout) are NOT run."""
     venv.create(path, with_pip=False)
     py = path / "bin" / "python"
-    target = Path(subprocess.check_output(
-        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True).strip())
+    target = Path(
+        subprocess.check_output(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
     for whl in wheels:
         zipfile.ZipFile(whl).extractall(target)
     (target / "zz_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -104,7 +134,9 @@ def _fresh_venv(path: Path, wheels: list[Path]) -> Path:
 
 def _run(py: Path, code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([str(py), "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=cwd)
+    return subprocess.run(
+        [str(py), "-c", code], capture_output=True, text=True, timeout=180, env=env, cwd=cwd
+    )
 
 
 @pytest.mark.slow
@@ -160,8 +192,13 @@ def test_agent_install_has_instrumentation_and_not_the_server_parts(wheels, tmp_
     out = _run(py, code, tmp_path)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout.splitlines()[-1]) == [
-        "lightspan.collector", "lightspan.converters", "lightspan.training", "lightspan.serving",
-        "lightspan.storage", "lightspan.demo"]
+        "lightspan.collector",
+        "lightspan.converters",
+        "lightspan.training",
+        "lightspan.serving",
+        "lightspan.storage",
+        "lightspan.demo",
+    ]
     # The CLI still starts and tells the user which part to install for a missing subcommand.
     cli = _run(py, "from lightspan.cli.main import main; main(['collector', '--help'])", tmp_path)
     assert cli.returncode != 0

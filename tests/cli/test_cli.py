@@ -11,7 +11,9 @@ from lightspan.cli.main import SUBCOMMANDS
 
 
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "lightspan.cli", *args], capture_output=True, text=True, timeout=120, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "lightspan.cli", *args], capture_output=True, text=True, timeout=120, env=env
+    )
 
 
 def test_top_level_help_lists_every_subcommand_without_importing_parts():
@@ -61,7 +63,10 @@ def test_schema_apply_twice_then_version(tmp_path):
 def test_runtime_error_exit_1(tmp_path):
     result = _run("schema", "apply", "--dsn", "ftp://nowhere/x")
     assert result.returncode == 1
-    assert result.stderr.strip() == "lightspan: error: unknown DSN scheme 'ftp' in 'ftp://nowhere/x': use chdb://, http:// or https://"
+    assert (
+        result.stderr.strip()
+        == "lightspan: error: unknown DSN scheme 'ftp' in 'ftp://nowhere/x': use chdb://, http:// or https://"
+    )
 
 
 def test_schema_print_cluster_is_offline():

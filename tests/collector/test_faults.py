@@ -52,7 +52,9 @@ def test_clickhouse_unavailable_then_back_loses_and_doubles_nothing(start_collec
         assert err.value.code == 503  # not ready while writes fail; the exports above were still acknowledged
         sink.down = False
         assert c.stop(timeout=20) is True
-        total = client.query("SELECT count(), uniqExact(TraceId, SpanId) FROM lightspan.otel_traces").result_rows[0]
+        total = client.query(
+            "SELECT count(), uniqExact(TraceId, SpanId) FROM lightspan.otel_traces"
+        ).result_rows[0]
         assert total == (100, 100)
     finally:
         client.close()
@@ -63,7 +65,9 @@ def test_full_pipeline_answers_unavailable_with_retry_delay(start_collector, tmp
 
     sink = MemorySink()
     sink.fail = True
-    c = start_collector(sink=sink, queue_max_spans=30, batch_max_spans=10, retry_max_s=0.1, query_endpoint="off")
+    c = start_collector(
+        sink=sink, queue_max_spans=30, batch_max_spans=10, retry_max_s=0.1, query_endpoint="off"
+    )
     stub = TraceServiceStub(grpc.insecure_channel(f"127.0.0.1:{c.grpc_port}"))
     stub.Export(_request(25))
     with pytest.raises(grpc.RpcError) as err:
@@ -71,8 +75,12 @@ def test_full_pipeline_answers_unavailable_with_retry_delay(start_collector, tmp
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     details = dict(err.value.trailing_metadata()).get("grpc-status-details-bin")
     assert details, "UNAVAILABLE carries google.rpc.RetryInfo"
-    req = urllib.request.Request(f"http://127.0.0.1:{c.http_port}/v1/traces", data=_request(25).SerializeToString(),
-                                 headers={"Content-Type": "application/x-protobuf"}, method="POST")
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{c.http_port}/v1/traces",
+        data=_request(25).SerializeToString(),
+        headers={"Content-Type": "application/x-protobuf"},
+        method="POST",
+    )
     with pytest.raises(urllib.error.HTTPError) as herr:
         urllib.request.urlopen(req)
     assert herr.value.code == 503 and herr.value.headers["Retry-After"] == "1"
@@ -82,9 +90,24 @@ def test_full_pipeline_answers_unavailable_with_retry_delay(start_collector, tmp
 
 
 def _run_collector(tmp_path, grpc_port: int, query_port: int) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lightspan.cli", "collector", "--data-dir", str(tmp_path / "data"),
-           "--grpc-endpoint", f"127.0.0.1:{grpc_port}", "--http-endpoint", "off",
-           "--query-endpoint", f"127.0.0.1:{query_port}", "--batch-timeout", "0.5", "--log-format", "text"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "lightspan.cli",
+        "collector",
+        "--data-dir",
+        str(tmp_path / "data"),
+        "--grpc-endpoint",
+        f"127.0.0.1:{grpc_port}",
+        "--http-endpoint",
+        "off",
+        "--query-endpoint",
+        f"127.0.0.1:{query_port}",
+        "--batch-timeout",
+        "0.5",
+        "--log-format",
+        "text",
+    ]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "collector.log", "ab"))  # noqa: SIM115
 
 

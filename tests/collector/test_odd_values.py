@@ -24,7 +24,9 @@ def _kv(key: str, value: object) -> KeyValue:
     if isinstance(value, bytes):
         return KeyValue(key=key, value=AnyValue(bytes_value=value))
     if isinstance(value, list):
-        return KeyValue(key=key, value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value])))
+        return KeyValue(
+            key=key, value=AnyValue(array_value=ArrayValue(values=[AnyValue(string_value=v) for v in value]))
+        )
     return KeyValue(key=key, value=AnyValue(string_value=str(value)))
 
 
@@ -58,7 +60,11 @@ def _varied_request() -> ExportTraceServiceRequest:
 
 def test_out_of_range_values_are_stored_like_the_default_expressions_or_rejected(tmp_path):
     req = _varied_request()
-    late = req.resource_spans[0].scope_spans[0].spans.add(name="late", trace_id=os.urandom(16), span_id=os.urandom(8))
+    late = (
+        req.resource_spans[0]
+        .scope_spans[0]
+        .spans.add(name="late", trace_id=os.urandom(16), span_id=os.urandom(8))
+    )
     late.start_time_unix_nano = 2**63 + 5  # past DateTime64(9): rejected with a reason, never a failing batch
     flat = flatten(req, Redactor(max_attribute_bytes=4096))
     assert (flat.rows, flat.rejected) == (8, 1) and "2262" in flat.error_message()

@@ -19,9 +19,19 @@ from lightspan.schemas import env
 
 def _one(attrs: dict, name: str = "s", redactor: Redactor | None = None) -> tuple[dict, dict]:
     req = ExportTraceServiceRequest()
-    span = req.resource_spans.add().scope_spans.add().spans.add(name=name, trace_id=os.urandom(16), span_id=os.urandom(8))
+    span = (
+        req.resource_spans.add()
+        .scope_spans.add()
+        .spans.add(name=name, trace_id=os.urandom(16), span_id=os.urandom(8))
+    )
     for k, v in attrs.items():
-        val = AnyValue(string_value=v) if isinstance(v, str) else AnyValue(int_value=v) if isinstance(v, int) else AnyValue(double_value=v)
+        val = (
+            AnyValue(string_value=v)
+            if isinstance(v, str)
+            else AnyValue(int_value=v)
+            if isinstance(v, int)
+            else AnyValue(double_value=v)
+        )
         span.attributes.append(KeyValue(key=k, value=val))
     flat = flatten(req, redactor)
     row = {k: v[0] for k, v in flat.columns.items()}
@@ -38,37 +48,80 @@ def _stored(client, attrs: dict, name: str = "s") -> tuple[dict, dict]:
     flat_cols = {k: [v] for k, v in row.items()}
     ClickHouseSink(client, "lightspan").write_spans(flat_cols, 1)
     names = list(ddl.LIGHTSPAN_SPAN_COLUMNS)
-    got = client.query(f"SELECT {', '.join(names)} FROM lightspan.otel_traces FINAL WHERE SpanId = {{s:String}}",
-                       parameters={"s": row["SpanId"]}).result_rows[0]
+    got = client.query(
+        f"SELECT {', '.join(names)} FROM lightspan.otel_traces FINAL WHERE SpanId = {{s:String}}",
+        parameters={"s": row["SpanId"]},
+    ).result_rows[0]
     return attrs_out, {**row, **dict(zip(names, got, strict=True))}
 
 
-@pytest.mark.parametrize("value,text", [(1.0, "1"), (0.5, "0.5"), (1e-7, "1e-7"), (0.00001, "0.00001"), (1e21, "1e+21"), (-2.25, "-2.25")])
+@pytest.mark.parametrize(
+    "value,text",
+    [(1.0, "1"), (0.5, "0.5"), (1e-7, "1e-7"), (0.00001, "0.00001"), (1e21, "1e+21"), (-2.25, "-2.25")],
+)
 def test_doubles_print_like_go_json(value, text):
     assert float_str(value) == text
 
 
 def test_openinference_llm_span_maps_to_contract(ch_client):
-    attrs, row = _stored(ch_client, {A.OPENINFERENCE_SPAN_KIND: "LLM", A.OI_LLM_MODEL_NAME: "gpt-4o", A.OI_LLM_PROVIDER: "openai",
-                       "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "hi",
-                       A.OI_LLM_TOKEN_COUNT_PROMPT: 5, A.OI_LLM_TOKEN_COUNT_COMPLETION: 2})
-    assert (row["Operation"], row["RequestModel"], row["ProviderName"], row["InputTokens"], row["OutputTokens"]) == ("chat", "gpt-4o", "openai", 5, 2)
-    assert json.loads(attrs[A.GEN_AI_INPUT_MESSAGES]) == [{"role": "user", "parts": [{"type": "text", "content": "hi"}]}]
+    attrs, row = _stored(
+        ch_client,
+        {
+            A.OPENINFERENCE_SPAN_KIND: "LLM",
+            A.OI_LLM_MODEL_NAME: "gpt-4o",
+            A.OI_LLM_PROVIDER: "openai",
+            "llm.input_messages.0.message.role": "user",
+            "llm.input_messages.0.message.content": "hi",
+            A.OI_LLM_TOKEN_COUNT_PROMPT: 5,
+            A.OI_LLM_TOKEN_COUNT_COMPLETION: 2,
+        },
+    )
+    assert (
+        row["Operation"],
+        row["RequestModel"],
+        row["ProviderName"],
+        row["InputTokens"],
+        row["OutputTokens"],
+    ) == ("chat", "gpt-4o", "openai", 5, 2)
+    assert json.loads(attrs[A.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hi"}]}
+    ]
     assert attrs[A.MAPPED_FROM] == "openinference"
 
 
 def test_openllmetry_and_old_genai_keys_map_without_overwriting(ch_client):
-    attrs, row = _stored(ch_client, {"gen_ai.prompt.0.role": "system", "gen_ai.prompt.0.content": "be brief", A.OPENLLMETRY_REQUEST_TYPE: "chat",
-                       A.OLD_GEN_AI_SYSTEM: "anthropic", A.OLD_GEN_AI_USAGE_PROMPT_TOKENS: 9, A.GEN_AI_USAGE_INPUT_TOKENS: 11})
+    attrs, row = _stored(
+        ch_client,
+        {
+            "gen_ai.prompt.0.role": "system",
+            "gen_ai.prompt.0.content": "be brief",
+            A.OPENLLMETRY_REQUEST_TYPE: "chat",
+            A.OLD_GEN_AI_SYSTEM: "anthropic",
+            A.OLD_GEN_AI_USAGE_PROMPT_TOKENS: 9,
+            A.GEN_AI_USAGE_INPUT_TOKENS: 11,
+        },
+    )
     assert row["Operation"] == "chat" and row["ProviderName"] == "anthropic"
     assert row["InputTokens"] == 11  # the contract key the span already had wins
     assert json.loads(attrs[A.GEN_AI_INPUT_MESSAGES])[0]["role"] == "system"
 
 
 def test_agent_lightning_reward_spans_become_reward_rows(ch_client):
-    _, row = _stored(ch_client, {A.AGL_ROLLOUT_ID: "ro-1", f"{A.AGL_REWARD_PREFIX}.0.name": "acc", f"{A.AGL_REWARD_PREFIX}.0.value": 0.75},
-                  name=A.AGL_ANNOTATION_SPAN)
-    assert (row["RolloutId"], row["RewardValue"], row["RewardName"], row["Operation"]) == ("ro-1", 0.75, A.REWARD_DEFAULT_NAME, A.OP_REWARD)
+    _, row = _stored(
+        ch_client,
+        {
+            A.AGL_ROLLOUT_ID: "ro-1",
+            f"{A.AGL_REWARD_PREFIX}.0.name": "acc",
+            f"{A.AGL_REWARD_PREFIX}.0.value": 0.75,
+        },
+        name=A.AGL_ANNOTATION_SPAN,
+    )
+    assert (row["RolloutId"], row["RewardValue"], row["RewardName"], row["Operation"]) == (
+        "ro-1",
+        0.75,
+        A.REWARD_DEFAULT_NAME,
+        A.OP_REWARD,
+    )
     _, legacy = _stored(ch_client, {A.AGL_LEGACY_REWARD_KEY: 1.0}, name=A.AGL_LEGACY_REWARD_SPAN)
     assert (legacy["RewardValue"], legacy["RewardName"]) == (1.0, "primary")
 
@@ -76,10 +129,21 @@ def test_agent_lightning_reward_spans_become_reward_rows(ch_client):
 def test_redaction_drops_and_hashes_and_size_limit_keeps_json_valid():
     red = Redactor(drop=["secret", "*.api_key"], hash=["user.email"], max_attribute_bytes=100)
     big = json.dumps([{"role": "user", "content": "x" * 500}])
-    attrs, _ = _one({"secret": "a", "openai.api_key": "k", "user.email": "a@b.c", A.GEN_AI_INPUT_MESSAGES: big, "plain": "é" * 200}, redactor=red)
+    attrs, _ = _one(
+        {
+            "secret": "a",
+            "openai.api_key": "k",
+            "user.email": "a@b.c",
+            A.GEN_AI_INPUT_MESSAGES: big,
+            "plain": "é" * 200,
+        },
+        redactor=red,
+    )
     assert "secret" not in attrs and "openai.api_key" not in attrs
     assert attrs["user.email"] == hash_value("a@b.c")
-    assert len(attrs[A.GEN_AI_INPUT_MESSAGES].encode()) <= 100 and isinstance(json.loads(attrs[A.GEN_AI_INPUT_MESSAGES]), str)
+    assert len(attrs[A.GEN_AI_INPUT_MESSAGES].encode()) <= 100 and isinstance(
+        json.loads(attrs[A.GEN_AI_INPUT_MESSAGES]), str
+    )
     assert len(attrs["plain"].encode()) <= 100
     assert set(attrs[A.TRUNCATED].split(",")) == {A.GEN_AI_INPUT_MESSAGES, "plain"}
 
@@ -93,7 +157,10 @@ def test_spool_replays_uncommitted_records_and_ignores_a_torn_tail(tmp_path):
     sp._file.close()
     again = Spool(tmp_path)
     got = [(kind, payload) for _, kind, payload in again.replay()]
-    assert got == [(KIND_TRACES, b"first"), (KIND_TRACES, b"second")]  # same segment: both kept until all committed
+    assert got == [
+        (KIND_TRACES, b"first"),
+        (KIND_TRACES, b"second"),
+    ]  # same segment: both kept until all committed
     again.commit({a: 2})
     again.close()
     assert list(tmp_path.iterdir()) == []  # committed and empty segments are removed
@@ -123,11 +190,21 @@ def test_cli_help_and_bad_arguments():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--help"], capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "lightspan.cli", "collector", "--help"], capture_output=True, text=True
+    )
     assert out.returncode == 0 and "--grpc-endpoint" in out.stdout
-    bad = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--batch-max-spans", "0"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "lightspan.cli", "collector", "--batch-max-spans", "0"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2
-    bad = subprocess.run([sys.executable, "-m", "lightspan.cli", "collector", "--grpc-endpoint", "x"], capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "lightspan.cli", "collector", "--grpc-endpoint", "x"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode == 2 and "grpc_endpoint" in bad.stderr
 
 

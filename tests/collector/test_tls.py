@@ -19,9 +19,27 @@ pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs t
 def cert(tmp_path):
     key, crt = tmp_path / "key.pem", tmp_path / "cert.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-keyout", str(key),
-         "-out", str(crt), "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(crt),
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return str(crt), str(key)
 
@@ -40,10 +58,20 @@ def test_grpc_and_http_over_tls_with_auth(start_collector, cert, monkeypatch):
         from grpc import ssl_channel_credentials
 
         creds = ssl_channel_credentials(f.read())
-    send_spans(GrpcExporter(endpoint=f"localhost:{c.grpc_port}", credentials=creds,
-                            headers={"authorization": "Bearer tok"}), 3)
-    send_spans(HttpExporter(endpoint=f"https://localhost:{c.http_port}/v1/traces", certificate_file=crt,
-                            headers={"authorization": "Bearer tok"}), 4)
+    send_spans(
+        GrpcExporter(
+            endpoint=f"localhost:{c.grpc_port}", credentials=creds, headers={"authorization": "Bearer tok"}
+        ),
+        3,
+    )
+    send_spans(
+        HttpExporter(
+            endpoint=f"https://localhost:{c.http_port}/v1/traces",
+            certificate_file=crt,
+            headers={"authorization": "Bearer tok"},
+        ),
+        4,
+    )
     assert wait_for(lambda: _count(c) == 7)
 
 

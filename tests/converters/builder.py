@@ -31,8 +31,17 @@ def msgs(*pairs: tuple[str, str]) -> str:
 class Rollout:
     """Spans of one rollout; every span gets the rollout/task ids unless ``stamp=False``."""
 
-    def __init__(self, rollout_id: str, task_id: str = "task-1", *, service: str = "agent-svc",
-                 start: datetime = BASE, attempt: int = 0, trace_id: str | None = None, stamp: bool = True):
+    def __init__(
+        self,
+        rollout_id: str,
+        task_id: str = "task-1",
+        *,
+        service: str = "agent-svc",
+        start: datetime = BASE,
+        attempt: int = 0,
+        trace_id: str | None = None,
+        stamp: bool = True,
+    ):
         self.rollout_id, self.task_id, self.service, self.attempt = rollout_id, task_id, service, attempt
         self.trace_id = trace_id or new_id(32)
         self.clock = start
@@ -43,9 +52,19 @@ class Rollout:
         self.clock += timedelta(milliseconds=ms)
         return self.clock
 
-    def span(self, name: str, attrs: dict[str, Any] | None = None, *, parent: str | None = None,
-             dur_ms: int = 5, status: str = "Ok", status_message: str = "", trace_id: str | None = None,
-             span_id: str | None = None, start: datetime | None = None) -> str:
+    def span(
+        self,
+        name: str,
+        attrs: dict[str, Any] | None = None,
+        *,
+        parent: str | None = None,
+        dur_ms: int = 5,
+        status: str = "Ok",
+        status_message: str = "",
+        trace_id: str | None = None,
+        span_id: str | None = None,
+        start: datetime | None = None,
+    ) -> str:
         sid = span_id or new_id()
         a = {}
         if self.stamp:
@@ -70,13 +89,29 @@ class Rollout:
         return sid
 
     def agent(self, name: str, parent: str | None = None, **kw: Any) -> str:
-        return self.span(f"invoke_agent {name}", {A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
-                                                   A.GEN_AI_AGENT_NAME: name}, parent=parent, dur_ms=1000, **kw)
+        return self.span(
+            f"invoke_agent {name}",
+            {A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT, A.GEN_AI_AGENT_NAME: name},
+            parent=parent,
+            dur_ms=1000,
+            **kw,
+        )
 
-    def chat(self, prompt: str | list[tuple[str, str]], response: str, *, parent: str | None = None,
-             response_id: str | None = None, system: str | None = None, prompt_ids: list[int] | None = None,
-             response_ids: list[int] | None = None, logprobs: list[float] | None = None,
-             extra: dict[str, Any] | None = None, model: str = "tiny", **kw: Any) -> str:
+    def chat(
+        self,
+        prompt: str | list[tuple[str, str]],
+        response: str,
+        *,
+        parent: str | None = None,
+        response_id: str | None = None,
+        system: str | None = None,
+        prompt_ids: list[int] | None = None,
+        response_ids: list[int] | None = None,
+        logprobs: list[float] | None = None,
+        extra: dict[str, Any] | None = None,
+        model: str = "tiny",
+        **kw: Any,
+    ) -> str:
         pairs = [("user", prompt)] if isinstance(prompt, str) else prompt
         attrs: dict[str, Any] = {
             A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
@@ -85,7 +120,13 @@ class Rollout:
             A.GEN_AI_RESPONSE_MODEL: model,
             A.GEN_AI_INPUT_MESSAGES: msgs(*pairs),
             A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
-                [{"role": "assistant", "parts": [{"type": "text", "content": response}], "finish_reason": "stop"}]
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [{"type": "text", "content": response}],
+                        "finish_reason": "stop",
+                    }
+                ]
             ),
             A.GEN_AI_USAGE_INPUT_TOKENS: "7",
             A.GEN_AI_USAGE_OUTPUT_TOKENS: "3",
@@ -104,13 +145,28 @@ class Rollout:
         return self.span(f"chat {model}", attrs, parent=parent, **kw)
 
     def tool(self, name: str, args: Any, result: Any, *, parent: str | None = None, **kw: Any) -> str:
-        return self.span(f"execute_tool {name}", {
-            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL, A.GEN_AI_TOOL_NAME: name,
-            A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps(args), A.GEN_AI_TOOL_CALL_RESULT: json.dumps(result),
-        }, parent=parent, **kw)
+        return self.span(
+            f"execute_tool {name}",
+            {
+                A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                A.GEN_AI_TOOL_NAME: name,
+                A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps(args),
+                A.GEN_AI_TOOL_CALL_RESULT: json.dumps(result),
+            },
+            parent=parent,
+            **kw,
+        )
 
-    def reward(self, value: float, *, name: str | None = None, step: int | None = None,
-               target_span: str | None = None, parent: str | None = None, **kw: Any) -> str:
+    def reward(
+        self,
+        value: float,
+        *,
+        name: str | None = None,
+        step: int | None = None,
+        target_span: str | None = None,
+        parent: str | None = None,
+        **kw: Any,
+    ) -> str:
         attrs: dict[str, Any] = {A.GEN_AI_OPERATION_NAME: A.OP_REWARD, A.REWARD_VALUE: repr(float(value))}
         if name:
             attrs[A.REWARD_NAME] = name
@@ -164,16 +220,50 @@ def insert_spans(client: Any, database: str, rows: list[dict[str, Any]], mode: s
     client.insert(f"{database}.{ddl.SPANS_TABLE}", [[r[n] for n in names] for r in rows], column_names=names)
 
 
-def post_reward(client: Any, database: str, rollout_id: str, value: float, *, name: str = "primary",
-                step: int = -1, target_span: str = "", task_id: str = "", when: datetime | None = None,
-                reward_id: str | None = None) -> None:
+def post_reward(
+    client: Any,
+    database: str,
+    rollout_id: str,
+    value: float,
+    *,
+    name: str = "primary",
+    step: int = -1,
+    target_span: str = "",
+    task_id: str = "",
+    when: datetime | None = None,
+    reward_id: str | None = None,
+) -> None:
     """A reward posted after the rollout ended (the collector's rewards API writes these rows)."""
     client.insert(
         f"{database}.{ddl.REWARDS_TABLE}",
-        [[reward_id or new_id(), rollout_id, task_id, 0, name, float(value), step, target_span, "api",
-          when or datetime.now(timezone.utc), {}]],
-        column_names=["RewardId", "RolloutId", "TaskId", "Attempt", "Name", "Value", "Step", "TargetSpanId",
-                      "Source", "Timestamp", "Attributes"],
+        [
+            [
+                reward_id or new_id(),
+                rollout_id,
+                task_id,
+                0,
+                name,
+                float(value),
+                step,
+                target_span,
+                "api",
+                when or datetime.now(timezone.utc),
+                {},
+            ]
+        ],
+        column_names=[
+            "RewardId",
+            "RolloutId",
+            "TaskId",
+            "Attempt",
+            "Name",
+            "Value",
+            "Step",
+            "TargetSpanId",
+            "Source",
+            "Timestamp",
+            "Attributes",
+        ],
     )
 
 
@@ -193,18 +283,20 @@ def rows_from_readable(spans: list[Any], service: str = "agent-svc") -> list[dic
     rows = []
     for s in spans:
         parent = s.parent
-        rows.append({
-            "Timestamp": datetime.fromtimestamp(s.start_time / 1e9, tz=timezone.utc),
-            "TraceId": f"{s.context.trace_id:032x}",
-            "SpanId": f"{s.context.span_id:016x}",
-            "ParentSpanId": f"{parent.span_id:016x}" if parent else "",
-            "SpanName": s.name,
-            "SpanKind": str(s.kind.name).title(),
-            "ServiceName": service,
-            "ResourceAttributes": {"service.name": service},
-            "SpanAttributes": {k: _as_string(v) for k, v in (s.attributes or {}).items()},
-            "Duration": max(0, (s.end_time or s.start_time) - s.start_time),
-            "StatusCode": str(s.status.status_code.name).title(),
-            "StatusMessage": s.status.description or "",
-        })
+        rows.append(
+            {
+                "Timestamp": datetime.fromtimestamp(s.start_time / 1e9, tz=timezone.utc),
+                "TraceId": f"{s.context.trace_id:032x}",
+                "SpanId": f"{s.context.span_id:016x}",
+                "ParentSpanId": f"{parent.span_id:016x}" if parent else "",
+                "SpanName": s.name,
+                "SpanKind": str(s.kind.name).title(),
+                "ServiceName": service,
+                "ResourceAttributes": {"service.name": service},
+                "SpanAttributes": {k: _as_string(v) for k, v in (s.attributes or {}).items()},
+                "Duration": max(0, (s.end_time or s.start_time) - s.start_time),
+                "StatusCode": str(s.status.status_code.name).title(),
+                "StatusMessage": s.status.description or "",
+            }
+        )
     return rows

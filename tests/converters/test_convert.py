@@ -28,11 +28,23 @@ def doc(out: Path, rollout_id: str) -> dict:
 def solver_rollout(rid: str = "r1", task: str = "t1", reward: float = 1.0, **kw) -> Rollout:
     r = Rollout(rid, task, **kw)
     root = r.agent("solver")
-    r.chat("What is 2+3?", "call add", parent=root, system="be brief", prompt_ids=[1, 2, 3], response_ids=[4, 5],
-           logprobs=[-0.1, -0.2])
+    r.chat(
+        "What is 2+3?",
+        "call add",
+        parent=root,
+        system="be brief",
+        prompt_ids=[1, 2, 3],
+        response_ids=[4, 5],
+        logprobs=[-0.1, -0.2],
+    )
     r.tool("add", {"a": 2, "b": 3}, 5, parent=root)
-    r.chat([("user", "What is 2+3?"), ("assistant", "call add"), ("tool", "5")], "5", parent=root,
-           prompt_ids=[1, 2, 3, 4, 5, 6, 7], response_ids=[8])
+    r.chat(
+        [("user", "What is 2+3?"), ("assistant", "call add"), ("tool", "5")],
+        "5",
+        parent=root,
+        prompt_ids=[1, 2, 3, 4, 5, 6, 7],
+        response_ids=[8],
+    )
     r.reward(reward, parent=root)
     return r
 
@@ -54,13 +66,26 @@ def test_single_rollout_every_format(store, tmp_path, mode):
     rows = load_rows(tmp_path / "rows-parquet").to_list()
     assert list(rows[0]) == list(CALL_ROW_COLUMNS)
     assert [(r["step"], r["reward"], r["is_last"]) for r in rows] == [(0, 1.0, False), (1, 1.0, True)]
-    assert rows[0]["prompt_token_ids"] == [1, 2, 3] and rows[1]["completion"] == [{"role": "assistant", "content": "5"}]
+    assert rows[0]["prompt_token_ids"] == [1, 2, 3] and rows[1]["completion"] == [
+        {"role": "assistant", "content": "5"}
+    ]
     assert load_rows(tmp_path / "rows-jsonl").to_list() == rows
-    jsonl = [json.loads(x) for x in (next((tmp_path / "trajectory-jsonl").glob("part-*.jsonl"))).read_text().splitlines()]
+    jsonl = [
+        json.loads(x)
+        for x in (next((tmp_path / "trajectory-jsonl").glob("part-*.jsonl"))).read_text().splitlines()
+    ]
     assert jsonl == [d]
     merged = load_rows(tmp_path / "merged").to_list()
-    assert merged == [{"rollout_id": "r1", "task_id": "t1", "input_ids": [1, 2, 3, 4, 5, 6, 7, 8],
-                       "loss_mask": [0, 0, 0, 1, 1, 0, 0, 1], "reward": 1.0, "advantage": 1.0}]
+    assert merged == [
+        {
+            "rollout_id": "r1",
+            "task_id": "t1",
+            "input_ids": [1, 2, 3, 4, 5, 6, 7, 8],
+            "loss_mask": [0, 0, 0, 1, 1, 0, 0, 1],
+            "reward": 1.0,
+            "advantage": 1.0,
+        }
+    ]
     assert load_rows(tmp_path / "sft").column_names == ["prompt", "completion"]
     assert load_rows(tmp_path / "kto").to_list()[0]["label"] is True
 
@@ -80,19 +105,34 @@ def test_multi_agent_order_and_agent_match(store, tmp_path):
     store.insert(r.rows)
     trajs = list(iter_trajectories(ConvertConfig(dsn=store.dsn)))
     assert [c.prompt[-1]["content"] for c in trajs[0].calls] == [
-        "plan it", "research 1", "research 2", "write 1", "write 2"]
-    assert [c.agent_name for c in trajs[0].calls] == ["orchestrator", "researcher", "researcher", "writer", "writer"]
+        "plan it",
+        "research 1",
+        "research 2",
+        "write 1",
+        "write 2",
+    ]
+    assert [c.agent_name for c in trajs[0].calls] == [
+        "orchestrator",
+        "researcher",
+        "researcher",
+        "writer",
+        "writer",
+    ]
     run(store, tmp_path, agent_match="^writer$", credit="discounted", gamma=0.5, formats=("rows-parquet",))
     rows = load_rows(tmp_path / "rows-parquet").to_list()
-    assert [(r["agent_name"], r["step"], r["reward"]) for r in rows] == [("writer", 3, 0.125), ("writer", 4, 0.25)]
+    assert [(r["agent_name"], r["step"], r["reward"]) for r in rows] == [
+        ("writer", 3, 0.125),
+        ("writer", 4, 0.25),
+    ]
 
 
 def test_streaming_and_duplicate_spans_of_one_call(store, tmp_path):
     r = Rollout("s1")
     root = r.agent("solver")
     # litellm's span wraps the openai span of the same call (same response id); only the inner one has token ids
-    outer = r.chat("hello", "hi there", parent=root, response_id="resp-1",
-                   extra={A.LLM_STREAMING: "true"}, dur_ms=50)
+    outer = r.chat(
+        "hello", "hi there", parent=root, response_id="resp-1", extra={A.LLM_STREAMING: "true"}, dur_ms=50
+    )
     r.chat("hello", "hi there", parent=outer, response_id="resp-1", prompt_ids=[1], response_ids=[2, 3])
     # a span recorded while an outer instrumentor already records the call
     r.chat("hello", "hi there", parent=outer, extra={A.LLM_SUPPRESSED: "true"})
@@ -109,16 +149,33 @@ def test_streaming_and_duplicate_spans_of_one_call(store, tmp_path):
 def test_gap_rollout_graph_levels_and_nodes(store, tmp_path):
     r = Rollout("g1")
     root = r.agent("gap")
-    graph = {"nodes": [{"id": "s1", "description": "find A"}, {"id": "s2", "description": "find B"},
-                       {"id": "s3", "description": "combine", "depends": ["s1", "s2"]}]}
-    plan = r.span("plan gap", {A.GEN_AI_OPERATION_NAME: A.OP_PLAN, A.GAP_GRAPH: json.dumps(graph)}, parent=root)
+    graph = {
+        "nodes": [
+            {"id": "s1", "description": "find A"},
+            {"id": "s2", "description": "find B"},
+            {"id": "s3", "description": "combine", "depends": ["s1", "s2"]},
+        ]
+    }
+    plan = r.span(
+        "plan gap", {A.GEN_AI_OPERATION_NAME: A.OP_PLAN, A.GAP_GRAPH: json.dumps(graph)}, parent=root
+    )
     r.chat("decompose the question", "s1, s2 -> s3", parent=plan)
     for level, nodes in enumerate([["s1", "s2"], ["s3"]]):
-        lv = r.span(f"gap.level {level}", {A.GEN_AI_OPERATION_NAME: A.OP_GAP_LEVEL, A.GAP_LEVEL: str(level),
-                                           A.GAP_LEVEL_WIDTH: str(len(nodes))}, parent=root)
+        lv = r.span(
+            f"gap.level {level}",
+            {
+                A.GEN_AI_OPERATION_NAME: A.OP_GAP_LEVEL,
+                A.GAP_LEVEL: str(level),
+                A.GAP_LEVEL_WIDTH: str(len(nodes)),
+            },
+            parent=root,
+        )
         for n in nodes:
-            node = r.span(f"gap.node {n}", {A.GEN_AI_OPERATION_NAME: A.OP_GAP_NODE, A.GAP_NODE_ID: n,
-                                            A.GAP_NODE_STATUS: "done"}, parent=lv)
+            node = r.span(
+                f"gap.node {n}",
+                {A.GEN_AI_OPERATION_NAME: A.OP_GAP_NODE, A.GAP_NODE_ID: n, A.GAP_NODE_STATUS: "done"},
+                parent=lv,
+            )
             r.tool("search", {"q": n}, f"result {n}", parent=node)
             r.chat(f"answer {n}", f"done {n}", parent=node)
     r.reward(1.0, parent=root)
@@ -128,7 +185,10 @@ def test_gap_rollout_graph_levels_and_nodes(store, tmp_path):
     assert d["gap"]["levels"] == [["s1", "s2"], ["s3"]]
     assert sorted(map(tuple, d["gap"]["edges"])) == [("s1", "s3"), ("s2", "s3")]
     assert {n["id"]: (n["level"], n.get("status")) for n in d["gap"]["nodes"]} == {
-        "s1": (0, "done"), "s2": (0, "done"), "s3": (1, "done")}
+        "s1": (0, "done"),
+        "s2": (0, "done"),
+        "s3": (1, "done"),
+    }
     llm = [s for s in d["spans"] if s["span_type"] == "llm_call"]
     assert [s["metadata"]["gap_node_id"] for s in llm] == [None, "s1", "s2", "s3"]
     tools = [s for s in d["spans"] if s["span_type"] == "tool_call"]
@@ -149,7 +209,11 @@ def test_late_and_step_targeted_rewards(store, tmp_path):
     d = doc(tmp_path, "late1")
     assert d["final_reward"] == 0.9
     assert sorted((x["source"], x["value"], x["step"]) for x in d["rewards"]) == [
-        ("posted", 0.2, 0), ("posted", 0.3, 1), ("posted", 0.9, None), ("span", 0.1, None)]
+        ("posted", 0.2, 0),
+        ("posted", 0.3, 1),
+        ("posted", 0.9, None),
+        ("span", 0.1, None),
+    ]
     rows = load_rows(tmp_path / "rows-parquet").to_list()
     assert [round(x["reward"], 9) for x in rows] == [0.2, 1.2]  # step rewards; final added to the last call
 
@@ -187,7 +251,9 @@ def test_broken_input_is_skipped_with_a_reason_and_never_stops_the_run(store, tm
     report = run(store, tmp_path, formats=("rows-parquet",))
     assert report.rollouts_seen == 5 and report.rollouts_converted == 1
     assert dict(report.skipped) == {"bad_json": 2, "no_reward": 1, "no_llm_calls": 1}
-    assert "gen_ai.input.messages" in report.examples["bad_json"] or "token_ids" in report.examples["bad_json"]
+    assert (
+        "gen_ai.input.messages" in report.examples["bad_json"] or "token_ids" in report.examples["bad_json"]
+    )
     assert "skipped bad_json: 2" in report.summary()
     assert {r["rollout_id"] for r in load_rows(tmp_path / "rows-parquet").to_list()} == {"good"}
     report = run(store, tmp_path / "again", formats=("rows-parquet",), require_reward=False)
@@ -205,16 +271,32 @@ def test_trl_views_sft_kto_dpo(store, tmp_path):
     store.insert(rows)
     run(store, tmp_path, formats=("sft", "kto", "dpo", "lightningrl"), sft_min_reward=0.5, kto_threshold=0.75)
     sft = load_rows(tmp_path / "sft", keep_ids=True).to_list()
-    assert sorted((r["rollout_id"], r["completion"][0]["content"]) for r in sft) == [("p1", "5"), ("p3", "5!")]
+    assert sorted((r["rollout_id"], r["completion"][0]["content"]) for r in sft) == [
+        ("p1", "5"),
+        ("p3", "5!"),
+    ]
     kto = load_rows(tmp_path / "kto", keep_ids=True).to_list()
     assert {r["rollout_id"]: r["label"] for r in kto} == {"p1": True, "p2": False, "p3": False}
     dpo = load_rows(tmp_path / "dpo").to_list()
-    assert dpo == [{"prompt": [{"role": "user", "content": "What is 2+3?"}],
-                    "chosen": [{"role": "assistant", "content": "5"}],
-                    "rejected": [{"role": "assistant", "content": "6"}]}]
+    assert dpo == [
+        {
+            "prompt": [{"role": "user", "content": "What is 2+3?"}],
+            "chosen": [{"role": "assistant", "content": "5"}],
+            "rejected": [{"role": "assistant", "content": "6"}],
+        }
+    ]
     assert load_rows(tmp_path / "lightningrl").column_names == [
-        "rollout_id", "task_id", "step", "prompt", "completion", "prompt_token_ids", "completion_token_ids",
-        "completion_logprobs", "reward", "advantage"]
+        "rollout_id",
+        "task_id",
+        "step",
+        "prompt",
+        "completion",
+        "prompt_token_ids",
+        "completion_token_ids",
+        "completion_logprobs",
+        "reward",
+        "advantage",
+    ]
 
 
 def test_grpo_groups_stay_whole_across_chunks(store, tmp_path):
@@ -228,7 +310,13 @@ def test_grpo_groups_stay_whole_across_chunks(store, tmp_path):
     run(store, tmp_path, credit="grpo_rollout", formats=("rows-parquet",), chunk_rollouts=1, grpo_epsilon=0.0)
     adv = {r["rollout_id"]: round(r["advantage"], 6) for r in load_rows(tmp_path / "rows-parquet").to_list()}
     # ta: [1, 0, 0.5] mean 0.5 std 0.5 ; tb: [1, 0] mean 0.5 std sqrt(0.5)
-    assert adv == {"g0": 1.0, "g1": -1.0, "g2": 0.0, "g3": round(0.5 / 0.5 ** 0.5, 6), "g4": -round(0.5 / 0.5 ** 0.5, 6)}
+    assert adv == {
+        "g0": 1.0,
+        "g1": -1.0,
+        "g2": 0.0,
+        "g3": round(0.5 / 0.5**0.5, 6),
+        "g4": -round(0.5 / 0.5**0.5, 6),
+    }
 
 
 def test_selection_filters_run_in_clickhouse(store, tmp_path):
@@ -243,7 +331,9 @@ def test_selection_filters_run_in_clickhouse(store, tmp_path):
     store.insert(a.rows + b.rows + c.rows)
 
     def selected(**sel) -> set[str]:
-        trajs = iter_trajectories(ConvertConfig(dsn=store.dsn, selection=Selection(**sel), require_reward=False))
+        trajs = iter_trajectories(
+            ConvertConfig(dsn=store.dsn, selection=Selection(**sel), require_reward=False)
+        )
         return {t.rollout_id for t in trajs}
 
     assert selected() == {"sa", "sb", "sc"}
@@ -261,8 +351,9 @@ def test_http_dsn_reads_through_the_query_interface(store, tmp_path):
 
     store.insert(solver_rollout("h1").rows)
     with ClickHouseHTTPInterface(store.client, port=0, database=store.database) as http:
-        report = convert(ConvertConfig(dsn=http.url, output_dir=str(tmp_path), formats=("trajectory-json",
-                                                                                           "rows-parquet")))
+        report = convert(
+            ConvertConfig(dsn=http.url, output_dir=str(tmp_path), formats=("trajectory-json", "rows-parquet"))
+        )
     assert report.rollouts_converted == 1
     assert doc(tmp_path, "h1")["final_reward"] == 1.0
 
@@ -288,9 +379,17 @@ def test_clickhouse_parsing_matches_python_parsing(store, shape):
     raw = json.dumps(MESSAGE_SHAPES[shape])
     system = json.dumps([{"type": "text", "content": "sys"}])
     r = Rollout(f"shape{shape}")
-    r.chat("x", "y", extra={A.GEN_AI_INPUT_MESSAGES: raw, A.GEN_AI_SYSTEM_INSTRUCTIONS: system,
-                           A.GEN_AI_OUTPUT_MESSAGES: raw, A.LLM_PROMPT_TOKEN_IDS: "[1, 2]",
-                           A.LLM_RESPONSE_LOGPROBS: "[-0.5, 0]"})
+    r.chat(
+        "x",
+        "y",
+        extra={
+            A.GEN_AI_INPUT_MESSAGES: raw,
+            A.GEN_AI_SYSTEM_INSTRUCTIONS: system,
+            A.GEN_AI_OUTPUT_MESSAGES: raw,
+            A.LLM_PROMPT_TOKEN_IDS: "[1, 2]",
+            A.LLM_RESPONSE_LOGPROBS: "[-0.5, 0]",
+        },
+    )
     r.reward(1.0)
     store.insert(r.rows)
     call = next(iter_trajectories(ConvertConfig(dsn=store.dsn))).calls[0]

@@ -9,7 +9,9 @@ import pytest
 from lightspan.converters import LLMCall, Reward, Trajectory, assign_credit
 
 
-def traj(rid: str, final: float | None, n: int, task: str = "t", rewards: list[Reward] | None = None) -> Trajectory:
+def traj(
+    rid: str, final: float | None, n: int, task: str = "t", rewards: list[Reward] | None = None
+) -> Trajectory:
     calls = [LLMCall(f"{rid}-{i}", "tr", None, i, i + 1, [], [], step=i) for i in range(n)]
     return Trajectory(rid, task_id=task, final_reward=final, calls=calls, rewards=rewards or [])
 
@@ -35,8 +37,17 @@ def test_discounted_follows_gamma_pow_n_minus_i():
 
 
 def test_per_step_uses_aimed_rewards_plus_final_on_last_call():
-    t = traj("a", 1.0, 3, rewards=[Reward(0.2, step=0), Reward(0.3, step=0), Reward(0.7, step=2),
-                                   Reward(9.0, name="other", step=1)])
+    t = traj(
+        "a",
+        1.0,
+        3,
+        rewards=[
+            Reward(0.2, step=0),
+            Reward(0.3, step=0),
+            Reward(0.7, step=2),
+            Reward(9.0, name="other", step=1),
+        ],
+    )
     assign_credit([t], "per_step")
     assert rewards(t) == [0.5, 0.0, 1.7]
 

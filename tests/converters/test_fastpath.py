@@ -23,8 +23,13 @@ def _plain(rid: str, task: str, reward: float, *, agents: int = 2) -> Rollout:
     for k in range(agents):  # nested sub-agents without names of their own calls: names are inherited
         sub = r.agent(f"worker{k}", parent=root)
         step = r.span(f"step {k}", parent=sub)
-        r.chat([("user", "go"), ("assistant", "a plan")], f"done {k}", parent=step, response_id=f"{rid}-{k}",
-               logprobs=[-0.5])
+        r.chat(
+            [("user", "go"), ("assistant", "a plan")],
+            f"done {k}",
+            parent=step,
+            response_id=f"{rid}-{k}",
+            logprobs=[-0.5],
+        )
         r.tool("search", {"q": k}, "found", parent=step)
     r.reward(0.25, name="other", parent=root)
     r.reward(reward, parent=root)
@@ -87,7 +92,9 @@ def test_fast_rows_equal_rebuilt_rows(mixed, tmp_path, credit, chunk):
     common = dict(dsn=store.dsn, credit=credit, gamma=0.9, chunk_rollouts=chunk, require_reward=False)
     fast = convert(ConvertConfig(output_dir=str(tmp_path / "fast"), formats=("rows-parquet",), **common))
     # A second format turns the fast path off: every rollout goes through rebuild + assign_credit.
-    slow = convert(ConvertConfig(output_dir=str(tmp_path / "slow"), formats=("rows-parquet", "rows-jsonl"), **common))
+    slow = convert(
+        ConvertConfig(output_dir=str(tmp_path / "slow"), formats=("rows-parquet", "rows-jsonl"), **common)
+    )
     assert _table(tmp_path / "fast").equals(_table(tmp_path / "slow"))
     for field in ("rollouts_seen", "rollouts_converted", "llm_calls", "spans_read", "rows_dropped"):
         assert getattr(fast, field) == getattr(slow, field), field
@@ -103,8 +110,16 @@ def test_only_plain_rollouts_take_the_fast_path(mixed):
     ids = [rid for _, rid in next(reader.iter_chunks(None, 1000))]
     batch = reader.fetch_spans(ids)
     posted = reader.fetch_posted_rewards(ids)
-    got = plain_call_rows(batch.table, batch.arrays, batch.segments, posted, _arrow_schema("rows-parquet"),
-                          credit="identical", gamma=1.0, reward_name="primary")
+    got = plain_call_rows(
+        batch.table,
+        batch.arrays,
+        batch.segments,
+        posted,
+        _arrow_schema("rows-parquet"),
+        credit="identical",
+        gamma=1.0,
+        reward_name="primary",
+    )
     flagged = {rid for s, (rid, _, _) in enumerate(batch.segments) if got.plain[s]}
     assert flagged == plain and not flagged & special
     rows = got.table.to_pylist()

@@ -36,22 +36,31 @@ def test_instrumented_agent_rollout_becomes_training_rows(store, tmp_path):
 
     with LLMServer() as server:
         client = openai.OpenAI(base_url=server.openai_url, api_key="test", max_retries=0)
-        server.queue(Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3}, id="call_1")]), Reply("the sum is 5"))
+        server.queue(
+            Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3}, id="call_1")]), Reply("the sum is 5")
+        )
         with rollout("task-e2e", rollout_id="e2e-1", agent_name="calc") as r:
             msgs = [{"role": "user", "content": "what is 2 plus 3"}]
-            first = client.chat.completions.create(model="tiny", messages=msgs,
-                                                   extra_body={"return_token_ids": True})
+            first = client.chat.completions.create(
+                model="tiny", messages=msgs, extra_body={"return_token_ids": True}
+            )
             call = first.choices[0].message.tool_calls[0]
             result = add(2, 3)
-            msgs += [first.choices[0].message.model_dump(exclude_none=True),
-                     {"role": "tool", "tool_call_id": call.id, "content": str(result)}]
-            stream = client.chat.completions.create(model="tiny", messages=msgs, stream=True,
-                                                    extra_body={"return_token_ids": True})
+            msgs += [
+                first.choices[0].message.model_dump(exclude_none=True),
+                {"role": "tool", "tool_call_id": call.id, "content": str(result)},
+            ]
+            stream = client.chat.completions.create(
+                model="tiny", messages=msgs, stream=True, extra_body={"return_token_ids": True}
+            )
             answer = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
             emit_reward(1.0 if "5" in answer else 0.0)
         assert r.rollout_id == "e2e-1"
-    spans = [s for s in exporter.get_finished_spans()
-             if (s.attributes or {}).get("lightspan.rollout.id") == "e2e-1"]
+    spans = [
+        s
+        for s in exporter.get_finished_spans()
+        if (s.attributes or {}).get("lightspan.rollout.id") == "e2e-1"
+    ]
     store.insert(rows_from_readable(spans))
     (traj,) = iter_trajectories(ConvertConfig(dsn=store.dsn))
     assert traj.task_id == "task-e2e" and traj.final_reward == 1.0 and traj.agent_name == "calc"
@@ -60,6 +69,8 @@ def test_instrumented_agent_rollout_becomes_training_rows(store, tmp_path):
     assert traj.calls[1].completion[0]["content"] == "the sum is 5"
     assert traj.calls[1].prompt[-1]["role"] == "tool"
     assert traj.calls[1].completion_token_ids == token_ids_for("the sum is 5")
-    report = convert(ConvertConfig(dsn=store.dsn, output_dir=str(tmp_path), formats=("trajectory-json", "sft")))
+    report = convert(
+        ConvertConfig(dsn=store.dsn, output_dir=str(tmp_path), formats=("trajectory-json", "sft"))
+    )
     assert report.rollouts_converted == 1
     assert len(load_rows(tmp_path / "sft").to_list()) == 2

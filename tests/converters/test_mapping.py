@@ -19,13 +19,21 @@ from lightspan.schemas.conventions import mapped
 
 
 def test_semconv_parts_and_plain_messages_become_role_content():
-    raw = json.dumps([
-        {"role": "user", "parts": [{"type": "text", "content": "Hi "}, {"type": "text", "content": "there"}]},
-        {"role": "assistant", "parts": [{"type": "tool_call", "id": "c1", "name": "add", "arguments": {"a": 1}}]},
-        {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": 2}]},
-        {"role": "assistant", "content": "plain"},
-        {"role": "user", "content": [{"type": "text", "text": "openai parts"}]},
-    ])
+    raw = json.dumps(
+        [
+            {
+                "role": "user",
+                "parts": [{"type": "text", "content": "Hi "}, {"type": "text", "content": "there"}],
+            },
+            {
+                "role": "assistant",
+                "parts": [{"type": "tool_call", "id": "c1", "name": "add", "arguments": {"a": 1}}],
+            },
+            {"role": "tool", "parts": [{"type": "tool_call_response", "id": "c1", "response": 2}]},
+            {"role": "assistant", "content": "plain"},
+            {"role": "user", "content": [{"type": "text", "text": "openai parts"}]},
+        ]
+    )
     msgs = parse_messages(raw)
     assert msgs[0] == {"role": "user", "content": "Hi there"}
     assert json.loads(msgs[1]["content"]) == {"tool_call": {"name": "add", "arguments": {"a": 1}, "id": "c1"}}
@@ -35,8 +43,9 @@ def test_semconv_parts_and_plain_messages_become_role_content():
 
 
 def test_output_messages_default_to_assistant_and_system_is_prepended_once():
-    out = parse_messages(json.dumps([{"parts": [{"type": "text", "content": "ok"}]}]), A.GEN_AI_OUTPUT_MESSAGES,
-                         "assistant")
+    out = parse_messages(
+        json.dumps([{"parts": [{"type": "text", "content": "ok"}]}]), A.GEN_AI_OUTPUT_MESSAGES, "assistant"
+    )
     assert out == [{"role": "assistant", "content": "ok"}]
     sys_raw = json.dumps([{"type": "text", "content": "be brief"}])
     prompt = with_system([{"role": "user", "content": "q"}], sys_raw)
@@ -44,7 +53,7 @@ def test_output_messages_default_to_assistant_and_system_is_prepended_once():
     assert with_system(prompt, sys_raw) == prompt  # already has a system message
 
 
-@pytest.mark.parametrize("raw", ['[{"role": "user"', '"just a string"', '42'])
+@pytest.mark.parametrize("raw", ['[{"role": "user"', '"just a string"', "42"])
 def test_broken_message_json_names_the_attribute(raw):
     with pytest.raises(MappingError, match=A.GEN_AI_INPUT_MESSAGES):
         parse_messages(raw)
@@ -62,23 +71,51 @@ def test_token_ids_parse_and_reject_garbage():
 
 def test_mapped_foreign_spans_read_as_llm_calls_and_tools():
     # The mapping itself is tested in tests/schemas/test_conventions.py; here the converters' reading of it.
-    llm = mapped({A.OPENINFERENCE_SPAN_KIND: "LLM", A.OI_LLM_MODEL_NAME: "gpt-x", A.OI_LLM_TOKEN_COUNT_PROMPT: "11",
-                  "llm.input_messages.0.message.role": "user", "llm.input_messages.0.message.content": "q",
-                  A.OI_OUTPUT_VALUE: "a"}, "ChatCompletion")
+    llm = mapped(
+        {
+            A.OPENINFERENCE_SPAN_KIND: "LLM",
+            A.OI_LLM_MODEL_NAME: "gpt-x",
+            A.OI_LLM_TOKEN_COUNT_PROMPT: "11",
+            "llm.input_messages.0.message.role": "user",
+            "llm.input_messages.0.message.content": "q",
+            A.OI_OUTPUT_VALUE: "a",
+        },
+        "ChatCompletion",
+    )
     m = foreign_llm(llm)
     assert m["prompt"] == [{"role": "user", "content": "q"}]
     assert m["completion"] == [{"role": "assistant", "content": "a"}]
-    assert (m["operation"], m["model"], m["input_tokens"], m["mapped_from"]) == (A.OP_CHAT, "gpt-x", 11, "openinference")
+    assert (m["operation"], m["model"], m["input_tokens"], m["mapped_from"]) == (
+        A.OP_CHAT,
+        "gpt-x",
+        11,
+        "openinference",
+    )
     assert foreign_llm(mapped({A.OPENINFERENCE_SPAN_KIND: "CHAIN"}, "chain")) is None
     assert foreign_tool(llm) is None
-    t = foreign_tool(mapped({A.OPENINFERENCE_SPAN_KIND: "TOOL", A.OI_TOOL_NAME: "search",
-                             A.OI_TOOL_PARAMETERS: '{"q": "x"}', A.OI_OUTPUT_VALUE: "found"}, "search"))
+    t = foreign_tool(
+        mapped(
+            {
+                A.OPENINFERENCE_SPAN_KIND: "TOOL",
+                A.OI_TOOL_NAME: "search",
+                A.OI_TOOL_PARAMETERS: '{"q": "x"}',
+                A.OI_OUTPUT_VALUE: "found",
+            },
+            "search",
+        )
+    )
     assert t == {"tool_name": "search", "arguments": {"q": "x"}, "result": "found"}
 
 
 def test_mapped_foreign_token_ids_are_checked():
-    attrs = mapped({A.OPENLLMETRY_REQUEST_TYPE: "chat", A.AGL_PROMPT_TOKEN_IDS: "[1, 2]",
-                    A.AGL_RESPONSE_TOKEN_IDS: "[3"}, "openai.chat")
+    attrs = mapped(
+        {
+            A.OPENLLMETRY_REQUEST_TYPE: "chat",
+            A.AGL_PROMPT_TOKEN_IDS: "[1, 2]",
+            A.AGL_RESPONSE_TOKEN_IDS: "[3",
+        },
+        "openai.chat",
+    )
     with pytest.raises(MappingError, match="response_token_ids"):
         foreign_llm(attrs)
     attrs[A.LLM_RESPONSE_TOKEN_IDS] = "[3]"

@@ -25,11 +25,20 @@ def test_rollouts_emit_one_consistent_trace_each(world, policy_server, tmp_path)
     assert None not in by_rollout and len(by_rollout) == 3
 
     ep = episodes[0]
-    mine = next(group for group in by_rollout.values()
-                if any(s.name == "invoke_agent kb-agent" and s.attributes[A.ATTEMPT] == 0 and
-                       s.attributes[A.TASK_ID] == two_hop.task_id for s in group))
+    mine = next(
+        group
+        for group in by_rollout.values()
+        if any(
+            s.name == "invoke_agent kb-agent"
+            and s.attributes[A.ATTEMPT] == 0
+            and s.attributes[A.TASK_ID] == two_hop.task_id
+            for s in group
+        )
+    )
     names = Counter(s.name for s in mine)
-    assert names["plan kb-agent"] == 1 and names["execute_tool lookup"] == 2 and names["execute_tool hop"] == 1
+    assert (
+        names["plan kb-agent"] == 1 and names["execute_tool lookup"] == 2 and names["execute_tool hop"] == 1
+    )
     assert names["gap.level 2"] == 1 and names["chat policy"] == 1 and names["lightspan.reward"] == 1
     chat = next(s for s in mine if s.name == "chat policy")
     assert json.loads(chat.attributes[A.LLM_PROMPT_TOKEN_IDS]) == ep.prompt_token_ids
@@ -48,8 +57,11 @@ def test_eval_rollouts_carry_their_own_agent_name(world, policy_server, tmp_path
 
     tracing = setup_tracing(DemoConfig(work_dir=tmp_path))
     tracing.memory.clear()
-    asyncio.run(run_episodes([(world.held_out[0], 0)], base_url=policy_server.base_url, kb=world.kb,
-                             agent_name=EVAL_AGENT_NAME))
+    asyncio.run(
+        run_episodes(
+            [(world.held_out[0], 0)], base_url=policy_server.base_url, kb=world.kb, agent_name=EVAL_AGENT_NAME
+        )
+    )
     tracing.flush()
     agents = {s.attributes.get(A.GEN_AI_AGENT_NAME) for s in tracing.memory.get_finished_spans()} - {None}
     assert agents == {EVAL_AGENT_NAME}

@@ -15,8 +15,15 @@ from lightspan.demo.run import Hops
 
 
 def test_hops_match_only_when_nothing_is_lost_at_any_hop():
-    good = Hops(training_rollouts=4, training_llm_spans=4, trajectories=4, trajectory_llm_calls=4,
-                training_rows=4, spans_exported=40, rows_stored=40)
+    good = Hops(
+        training_rollouts=4,
+        training_llm_spans=4,
+        trajectories=4,
+        trajectory_llm_calls=4,
+        training_rows=4,
+        spans_exported=40,
+        rows_stored=40,
+    )
     assert good.counts_match()
     for f in fields(Hops):
         bad = Hops(**{**asdict(good), f.name: getattr(good, f.name) + 1})
@@ -24,8 +31,15 @@ def test_hops_match_only_when_nothing_is_lost_at_any_hop():
 
 
 def test_hops_print_as_sentences_in_field_order():
-    hops = Hops(training_rollouts=1, training_llm_spans=2, trajectories=3, trajectory_llm_calls=4,
-                training_rows=5, spans_exported=6, rows_stored=7)
+    hops = Hops(
+        training_rollouts=1,
+        training_llm_spans=2,
+        trajectories=3,
+        trajectory_llm_calls=4,
+        training_rows=5,
+        spans_exported=6,
+        rows_stored=7,
+    )
     assert hops.summary() == (
         "training rollouts run = 1; LLM calls in training rollouts (spans) = 2; trajectories converted = 3; "
         "LLM calls in trajectories = 4; training rows written = 5; "
@@ -37,8 +51,15 @@ def test_hops_print_as_sentences_in_field_order():
 def test_report_markdown_names_hops_by_their_sentences(tmp_path):
     hops = Hops(training_rollouts=8, rows_stored=9)
     before = {"reward": 0.25, "n": 4, "by_type": {"job": 0.25}}
-    report = {"before": before, "after": {**before, "reward": 0.5}, "hops": asdict(hops), "counts_match": False,
-              "seconds": {"total": 1.0}, "paths": {"work dir": str(tmp_path)}, "rounds": []}
+    report = {
+        "before": before,
+        "after": {**before, "reward": 0.5},
+        "hops": asdict(hops),
+        "counts_match": False,
+        "seconds": {"total": 1.0},
+        "paths": {"work dir": str(tmp_path)},
+        "rounds": [],
+    }
     md = write_markdown(report, tmp_path / "report.md").read_text()
     assert "| training rollouts run | 8 |" in md and "| rows stored in ClickHouse | 9 |" in md
     assert "Counts match: **False**" in md

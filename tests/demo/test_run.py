@@ -25,22 +25,37 @@ from lightspan.demo.cli import demo
 def test_quick_demo_counts_match_at_every_hop_and_the_endpoint_serves_the_trained_checkpoint(tmp_path):
     work = tmp_path / "demo"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "lightspan.cli", "demo", "--quick", "--work-dir", str(work)],
-                          capture_output=True, text=True, timeout=900, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-m", "lightspan.cli", "demo", "--quick", "--work-dir", str(work)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=env,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((work / "report.json").read_text())
     hops = report["hops"]
     # spans exported = rows stored = calls in trajectories = training rows, at every hop
     assert hops["spans_exported"] == hops["rows_stored"] > 0
     # quick mode: 2 on-policy rounds of 32 rollouts, each converted from the store on its own
-    assert (hops["training_llm_spans"] == hops["trajectory_llm_calls"] == hops["training_rows"]
-            == hops["training_rollouts"] == 64)
+    assert (
+        hops["training_llm_spans"]
+        == hops["trajectory_llm_calls"]
+        == hops["training_rows"]
+        == hops["training_rollouts"]
+        == 64
+    )
     assert hops["trajectories"] == 64
     assert [r["rows"] for r in report["rounds"]] == [32, 32]
     assert report["counts_match"] is True
     # evaluation and training rollouts all became spans of every kind the contract names
     rollouts = report["rollouts"] + report["before"]["n"] + report["after"]["n"] * len(report["rounds"])
-    assert report["spans"]["chat"] == report["spans"]["lightspan.reward"] == report["spans"]["invoke_agent"] == rollouts
+    assert (
+        report["spans"]["chat"]
+        == report["spans"]["lightspan.reward"]
+        == report["spans"]["invoke_agent"]
+        == rollouts
+    )
     assert report["spans"]["execute_tool"] >= rollouts and report["spans"]["gap.node"] >= rollouts
     # training ran, saved a checkpoint, and that checkpoint is what the endpoint served afterwards
     assert report["train_steps"] == 8

@@ -14,8 +14,15 @@ from typing import Any
 
 import yaml
 
-CLUSTER_SCOPED = {"Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "PersistentVolume",
-                  "StorageClass", "PriorityClass"}
+CLUSTER_SCOPED = {
+    "Namespace",
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "PersistentVolume",
+    "StorageClass",
+    "PriorityClass",
+}
 
 
 def build(folder: Path) -> list[dict[str, Any]]:
@@ -71,7 +78,12 @@ def _strategic_merge(base: dict[str, Any], patch: dict[str, Any]) -> None:
             base.pop(key, None)
         elif isinstance(value, dict) and isinstance(base.get(key), dict):
             _strategic_merge(base[key], value)
-        elif isinstance(value, list) and isinstance(base.get(key), list) and _named(value) and _named(base[key]):
+        elif (
+            isinstance(value, list)
+            and isinstance(base.get(key), list)
+            and _named(value)
+            and _named(base[key])
+        ):
             by_name = {item["name"]: item for item in base[key]}
             for item in value:
                 if item["name"] in by_name:
@@ -112,8 +124,11 @@ def _json6902(doc: dict[str, Any], op: dict[str, Any]) -> None:
 
 def _containers(doc: dict[str, Any]) -> list[dict[str, Any]]:
     spec = doc.get("spec") or {}
-    pods = [spec, (spec.get("template") or {}).get("spec") or {},
-            ((((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")) or {}]
+    pods = [
+        spec,
+        (spec.get("template") or {}).get("spec") or {},
+        ((((spec.get("jobTemplate") or {}).get("spec") or {}).get("template") or {}).get("spec")) or {},
+    ]
     return [c for pod in pods for c in (pod.get("containers") or []) + (pod.get("initContainers") or [])]
 
 

@@ -9,7 +9,9 @@ from typing import Any
 
 import pytest
 
-_spec = importlib.util.spec_from_file_location("deploy_test_helpers", Path(__file__).with_name("deploy_test_helpers.py"))
+_spec = importlib.util.spec_from_file_location(
+    "deploy_test_helpers", Path(__file__).with_name("deploy_test_helpers.py")
+)
 helpers = importlib.util.module_from_spec(_spec)
 sys.modules["deploy_test_helpers"] = helpers
 _spec.loader.exec_module(helpers)
@@ -23,5 +25,3 @@ def built(request) -> tuple[str, list[dict[str, Any]]]:
     if request.param not in _built:
         _built[request.param] = helpers.kustomize_build(request.param)
     return request.param, _built[request.param]
-
-

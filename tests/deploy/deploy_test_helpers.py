@@ -18,7 +18,9 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}")
 
 
 def _load_lite():
-    spec = importlib.util.spec_from_file_location("deploy_kustomize_lite", Path(__file__).with_name("_kustomize_lite.py"))
+    spec = importlib.util.spec_from_file_location(
+        "deploy_kustomize_lite", Path(__file__).with_name("_kustomize_lite.py")
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,7 +45,9 @@ def kustomize_build(folder: str) -> list[dict[str, Any]]:
     exe = kubectl()
     if exe is None:
         return kustomize_lite.build(path)
-    out = subprocess.run([exe, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [exe, "kustomize", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, f"kubectl kustomize {folder} failed: {out.stderr}"
     return [d for d in yaml.safe_load_all(out.stdout) if d]
 

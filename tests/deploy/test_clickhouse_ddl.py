@@ -41,8 +41,13 @@ def client():
 
 
 def test_checked_in_files_are_current():
-    done = subprocess.run([sys.executable, str(CH_DIR / "render.py"), "--check"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(CH_DIR / "render.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     single, cluster = (CH_DIR / "single.sql").read_text(), (CH_DIR / "cluster.sql").read_text()
     assert single.endswith(ddl.render(ddl.Layout(database="lightspan")) + "\n")
@@ -53,8 +58,13 @@ def test_check_mode_reports_drift(tmp_path):
     shutil.copy(CH_DIR / "render.py", tmp_path / "render.py")
     (tmp_path / "single.sql").write_text(CH_DIR.joinpath("single.sql").read_text())
     (tmp_path / "cluster.sql").write_text("-- hand-edited\n")
-    done = subprocess.run([sys.executable, str(tmp_path / "render.py"), "--check"],
-                          capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "render.py"), "--check"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 1
     assert "stale: cluster.sql" in done.stderr
 
@@ -77,13 +87,22 @@ def test_replicated_local_tables_under_distributed_tables():
     text = (CH_DIR / "cluster.sql").read_text()
     for table in TABLES:
         local = f"{table}_local"
-        engine = re.search(rf"lightspan\.{local} ON CLUSTER 'lightspan'\n\(.*?\)\nENGINE = (\w+)\('([^']+)', '([^']+)'",
-                           text, re.S)
+        engine = re.search(
+            rf"lightspan\.{local} ON CLUSTER 'lightspan'\n\(.*?\)\nENGINE = (\w+)\('([^']+)', '([^']+)'",
+            text,
+            re.S,
+        )
         assert engine, f"no local table {local}"
         assert engine.group(1).startswith("Replicated") and engine.group(1).endswith("MergeTree")
-        assert engine.group(2) == f"/clickhouse/tables/{{shard}}/lightspan/{local}" and engine.group(3) == "{replica}"
-        dist = re.search(rf"lightspan\.{table} ON CLUSTER 'lightspan' AS lightspan\.{local}\n"
-                         rf"ENGINE = Distributed\('lightspan', 'lightspan', '{local}', (.+)\);", text)
+        assert (
+            engine.group(2) == f"/clickhouse/tables/{{shard}}/lightspan/{local}"
+            and engine.group(3) == "{replica}"
+        )
+        dist = re.search(
+            rf"lightspan\.{table} ON CLUSTER 'lightspan' AS lightspan\.{local}\n"
+            rf"ENGINE = Distributed\('lightspan', 'lightspan', '{local}', (.+)\);",
+            text,
+        )
         assert dist, f"no Distributed table over {local}"
 
 

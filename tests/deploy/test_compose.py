@@ -23,7 +23,9 @@ def compose() -> dict:
 
 @pytest.fixture(scope="module")
 def compose_schema() -> dict:
-    pytest.importorskip("check_jsonschema", reason="pip install check-jsonschema (lightspan[dev]) for the schema")
+    pytest.importorskip(
+        "check_jsonschema", reason="pip install check-jsonschema (lightspan[dev]) for the schema"
+    )
     vendor = resources.files("check_jsonschema.builtin_schemas.vendor")
     assert (vendor / "licenses" / "LICENSE.compose-spec").is_file()
     return json.loads((vendor / "compose-spec.json").read_text())
@@ -61,7 +63,9 @@ def test_clickhouse_is_the_official_image_with_volume_and_healthcheck(compose):
     assert repo == "clickhouse/clickhouse-server" and tag and tag != "latest"
     assert any(v.endswith(":/var/lib/clickhouse") for v in ch["volumes"])
     assert "/ping" in " ".join(ch["healthcheck"]["test"])
-    assert all(p.startswith("127.0.0.1:") for p in ch["ports"]), "ClickHouse must not be published on all interfaces"
+    assert all(p.startswith("127.0.0.1:") for p in ch["ports"]), (
+        "ClickHouse must not be published on all interfaces"
+    )
 
 
 def test_start_order_schema_then_collector(compose):
@@ -115,8 +119,12 @@ def test_builds_point_at_existing_dockerfiles(compose):
 
 
 def test_named_volumes_are_declared(compose):
-    used = {v.split(":")[0] for s in compose["services"].values() for v in s.get("volumes", [])
-            if not v.startswith((".", "/", "$"))}
+    used = {
+        v.split(":")[0]
+        for s in compose["services"].values()
+        for v in s.get("volumes", [])
+        if not v.startswith((".", "/", "$"))
+    }
     assert used <= set(compose["volumes"])
 
 

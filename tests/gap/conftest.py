@@ -40,7 +40,9 @@ def rebuild_graph(spans) -> dict:
             continue
         node_id = span.attributes[A.GAP_NODE_ID]
         depends = json.loads(span.attributes[A.GAP_NODE_DEPENDS])
-        nodes.append({"id": node_id, "description": span.attributes[A.GAP_NODE_DESCRIPTION], "depends": depends})
+        nodes.append(
+            {"id": node_id, "description": span.attributes[A.GAP_NODE_DESCRIPTION], "depends": depends}
+        )
         parent = by_id[span.parent.span_id]
         assert parent.attributes[A.GEN_AI_OPERATION_NAME] == A.OP_GAP_LEVEL
         levels.setdefault(parent.attributes[A.GAP_LEVEL], []).append(node_id)

@@ -33,8 +33,12 @@ def test_fully_sequential() -> None:
 
 def test_diamond_and_uneven_depths() -> None:
     tasks = [
-        Task(id="a"), Task(id="b", dependencies={"a"}), Task(id="c", dependencies={"a"}),
-        Task(id="d", dependencies={"b", "c"}), Task(id="e", dependencies={"a", "d"}), Task(id="f"),
+        Task(id="a"),
+        Task(id="b", dependencies={"a"}),
+        Task(id="c", dependencies={"a"}),
+        Task(id="d", dependencies={"b", "c"}),
+        Task(id="e", dependencies={"a", "d"}),
+        Task(id="f"),
     ]
     assert ids(build_dag(tasks)) == {0: ["a", "f"], 1: ["b", "c"], 2: ["d"], 3: ["e"]}
 
@@ -47,8 +51,13 @@ def test_cycle_error_names_the_cycle() -> None:
 
 
 def test_cycle_behind_a_chain_lists_the_loop_and_the_blocked() -> None:
-    tasks = [Task(id="root"), Task(id="x", dependencies={"y"}), Task(id="y", dependencies={"z"}),
-             Task(id="z", dependencies={"x", "root"}), Task(id="w", dependencies={"x"})]
+    tasks = [
+        Task(id="root"),
+        Task(id="x", dependencies={"y"}),
+        Task(id="y", dependencies={"z"}),
+        Task(id="z", dependencies={"x", "root"}),
+        Task(id="w", dependencies={"x"}),
+    ]
     with pytest.raises(ValueError) as info:
         build_dag(tasks)
     msg = str(info.value)
@@ -87,18 +96,22 @@ def test_critical_path_and_the_guides_speedup_example() -> None:
 
 
 def test_critical_path_prefers_the_slow_branch_over_the_deep_one() -> None:
-    graph = Graph.from_tasks([Task(id="a"), Task(id="b", dependencies={"a"}), Task(id="c", dependencies={"b"}),
-                              Task(id="slow")])
+    graph = Graph.from_tasks(
+        [Task(id="a"), Task(id="b", dependencies={"a"}), Task(id="c", dependencies={"b"}), Task(id="slow")]
+    )
     assert graph.critical_path({"a": 1, "b": 1, "c": 1, "slow": 10}) == (10.0, ["slow"])
 
 
 def test_graph_json_round_trip() -> None:
-    graph = Graph.from_tasks([Task(id="s1", description='search("a")'),
-                              Task(id="s2", description="x", dependencies={"s1"})])
+    graph = Graph.from_tasks(
+        [Task(id="s1", description='search("a")'), Task(id="s2", description="x", dependencies={"s1"})]
+    )
     data = graph.to_dict()
     assert data == {
-        "nodes": [{"id": "s1", "description": 'search("a")', "depends": []},
-                  {"id": "s2", "description": "x", "depends": ["s1"]}],
+        "nodes": [
+            {"id": "s1", "description": 'search("a")', "depends": []},
+            {"id": "s2", "description": "x", "depends": ["s1"]},
+        ],
         "edges": [["s1", "s2"]],
         "levels": [["s1"], ["s2"]],
     }

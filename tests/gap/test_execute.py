@@ -100,14 +100,21 @@ async def test_dependency_scheduler_starts_a_node_when_its_own_dependencies_fini
                 await b_done.wait()
         return name
 
-    plan = ('<graph><node id="a">step("a")</node><node id="c">step("c")</node>'
-            '<node id="b" depends="a">step("b")</node></graph>')
+    plan = (
+        '<graph><node id="a">step("a")</node><node id="c">step("c")</node>'
+        '<node id="b" depends="a">step("b")</node></graph>'
+    )
     result = await GAPPlanner(tools=[step]).execute_plan("q", plan_text=plan)
     assert result["success"], result["tasks"]
 
     b_done.clear()
-    level = await GAPPlanner(tools=[step], scheduler="level", node_timeout_s=0.2).execute_plan("q", plan_text=plan)
-    assert level["failed"] == ["c"] and level["tasks"][1]["error"] == "TimeoutError: node c timed out after 0.2 s"
+    level = await GAPPlanner(tools=[step], scheduler="level", node_timeout_s=0.2).execute_plan(
+        "q", plan_text=plan
+    )
+    assert (
+        level["failed"] == ["c"]
+        and level["tasks"][1]["error"] == "TimeoutError: node c timed out after 0.2 s"
+    )
     assert level["tasks"][2]["status"] == "complete"  # b ran, but only after c gave up
 
 
@@ -123,14 +130,17 @@ async def test_placeholders_fill_strings_and_pass_bare_results_as_objects() -> N
         return len(items)
 
     planner = GAPPlanner(tools={"search": search, "compare_values": compare_values, "count": count})
-    result = await planner.execute_plan("q", plan_text="""
+    result = await planner.execute_plan(
+        "q",
+        plan_text="""
         <graph>
           <node id="s1">search("capital of France")</node>
           <node id="s2" depends="s1">search("population of {s1}")</node>
           <node id="s3">search("x | y")</node>
           <node id="s4" depends="s2,s3">compare_values({s2}, "{s3}")</node>
           <node id="s5" depends="s3">count({s3})</node>
-        </graph>""")
+        </graph>""",
+    )
     obs = {k: v["result"] for k, v in result["observations"].items()}
     assert obs["s2"] == "<population of Paris>"
     assert obs["s3"] == ["<x>", "<y>"]  # fan-out: one call per part
@@ -155,8 +165,13 @@ async def test_failure_skips_dependents_and_reports_it() -> None:
     for scheduler in ("dependency", "level", "sequential"):
         result = await GAPPlanner(tools=[search], scheduler=scheduler).execute_plan("q", plan_text=plan)
         status = {t["id"]: t["status"] for t in result["tasks"]}
-        assert status == {"ok": "complete", "bad": "failed", "child": "skipped", "grandchild": "skipped",
-                          "sibling": "complete"}, scheduler
+        assert status == {
+            "ok": "complete",
+            "bad": "failed",
+            "child": "skipped",
+            "grandchild": "skipped",
+            "sibling": "complete",
+        }, scheduler
         assert result["success"] is False and result["failed"] == ["bad"]
         assert result["skipped"] == ["child", "grandchild"]
         errors = {t["id"]: t["error"] for t in result["tasks"]}
@@ -175,8 +190,10 @@ async def test_node_timeout_fails_the_node_not_the_plan() -> None:
 
     planner = GAPPlanner(tools=[slow, fast], node_timeout_s=0.05)
     result = await planner.execute_plan(
-        "q", plan_text='<graph><node id="a">slow("x")</node><node id="b">fast("y")</node>'
-                       '<node id="c" depends="a">fast("{a}")</node></graph>')
+        "q",
+        plan_text='<graph><node id="a">slow("x")</node><node id="b">fast("y")</node>'
+        '<node id="c" depends="a">fast("{a}")</node></graph>',
+    )
     status = {t["id"]: (t["status"], t["error"]) for t in result["tasks"]}
     assert status["a"] == ("failed", "TimeoutError: node a timed out after 0.05 s")
     assert status["b"] == ("complete", None) and status["c"][0] == "skipped"
@@ -187,15 +204,21 @@ async def test_unknown_tool_fails_with_the_registered_names() -> None:
         return query
 
     result = await GAPPlanner(tools=[search]).execute_plan(
-        "q", plan_text='<graph><node id="a">calculator("1+1")</node></graph>')
+        "q", plan_text='<graph><node id="a">calculator("1+1")</node></graph>'
+    )
     assert result["tasks"][0]["error"] == (
-        "LookupError: no tool named 'calculator' is registered (tools: search) and no llm to run a")
+        "LookupError: no tool named 'calculator' is registered (tools: search) and no llm to run a"
+    )
 
 
 async def test_text_nodes_without_llm_pass_their_filled_text_on() -> None:
-    result = await GAPPlanner().execute_plan("q", plan_text=(
-        "<plan>Task 1: Fetch data | Dependencies: none\n"
-        "Task 2: Process {task_1} | Dependencies: Task 1</plan>"))
+    result = await GAPPlanner().execute_plan(
+        "q",
+        plan_text=(
+            "<plan>Task 1: Fetch data | Dependencies: none\n"
+            "Task 2: Process {task_1} | Dependencies: Task 1</plan>"
+        ),
+    )
     assert result["answer"] == "Process Fetch data"
 
 
@@ -213,8 +236,9 @@ async def test_explicit_plan_errors_are_raised() -> None:
     with pytest.raises(PlanError, match="plan_text holds no plan"):
         await planner.execute_plan("q", plan_text="just prose")
     with pytest.raises(ValueError, match="Circular dependencies detected: a -> b -> a"):
-        await planner.execute_plan("q", plan_text='<graph><node id="a" depends="b">x</node>'
-                                                  '<node id="b" depends="a">y</node></graph>')
+        await planner.execute_plan(
+            "q", plan_text='<graph><node id="a" depends="b">x</node><node id="b" depends="a">y</node></graph>'
+        )
 
 
 async def test_result_speedup_and_statistics_are_consistent() -> None:
@@ -223,8 +247,10 @@ async def test_result_speedup_and_statistics_are_consistent() -> None:
         return query
 
     planner = GAPPlanner(tools=[search])
-    plan = ('<graph><node id="a">search("1")</node><node id="b">search("2")</node>'
-            '<node id="c" depends="a,b">search("{a}{b}")</node></graph>')
+    plan = (
+        '<graph><node id="a">search("1")</node><node id="b">search("2")</node>'
+        '<node id="c" depends="a,b">search("{a}{b}")</node></graph>'
+    )
     first = await planner.execute_plan("q", plan_text=plan)
     second = await planner.execute_plan("q", plan_text=plan)
     times = {t["id"]: t["execution_time_ms"] for t in first["tasks"]}
@@ -242,8 +268,10 @@ async def test_execute_level_directly_updates_context() -> None:
         return query * 2
 
     planner = GAPPlanner(tools=[search])
-    tasks = planner.parse_plan('<graph><node id="a">search("x")</node><node id="b" depends="a">search("{a}")</node>'
-                               '<node id="c" depends="zz">search("y")</node></graph>'.replace(' depends="zz"', ""))
+    tasks = planner.parse_plan(
+        '<graph><node id="a">search("x")</node><node id="b" depends="a">search("{a}")</node>'
+        '<node id="c" depends="zz">search("y")</node></graph>'.replace(' depends="zz"', "")
+    )
     dag = planner.build_dag(tasks)
     context: dict = {}
     first = await planner.execute_level(dag[0], context)

@@ -32,8 +32,16 @@ async def test_quick_start_with_explicit_plan() -> None:
     result = await planner.execute_plan(query, plan_text=GUIDE_PLAN)
     assert result["task_count"] == 3 and result["level_count"] == 2
     assert [t["status"] for t in result["tasks"]] == ["complete"] * 3
-    assert set(result) >= {"answer", "observations", "total_time_ms", "speedup_factor", "task_count",
-                           "level_count", "tasks", "graph"}
+    assert set(result) >= {
+        "answer",
+        "observations",
+        "total_time_ms",
+        "speedup_factor",
+        "task_count",
+        "level_count",
+        "tasks",
+        "graph",
+    }
 
 
 def test_api_reference_parse_plan_and_build_dag() -> None:
@@ -98,10 +106,7 @@ async def test_testing_section_parallel_speedup() -> None:
 def test_testing_section_circular_dependency() -> None:
     planner = GAPPlanner()
 
-    tasks = [
-        Task(id="task_1", dependencies={"task_2"}),
-        Task(id="task_2", dependencies={"task_1"})
-    ]
+    tasks = [Task(id="task_1", dependencies={"task_2"}), Task(id="task_2", dependencies={"task_1"})]
 
     with pytest.raises(ValueError, match="Circular dependencies"):
         planner.build_dag(tasks)
@@ -125,7 +130,7 @@ async def test_advanced_custom_execute_level() -> None:
 
             # Add custom post-processing
             for task_id, obs in observations.items():  # noqa: B007 - as written in the guide
-                obs['custom_metric'] = self.calculate_metric(obs)
+                obs["custom_metric"] = self.calculate_metric(obs)
 
             return observations
 
@@ -133,8 +138,11 @@ async def test_advanced_custom_execute_level() -> None:
     result = await planner.execute_plan("q", plan_text=GUIDE_PLAN)
     assert result["scheduler"] == "level"  # overriding execute_level opts into level-by-level runs
     assert result["observations"]["task_3"] == {
-        "result": "COMPARE THE TWO POPULATIONS", "execution_time_ms": result["tasks"][2]["execution_time_ms"],
-        "status": "complete", "error": None, "custom_metric": 27,
+        "result": "COMPARE THE TWO POPULATIONS",
+        "execution_time_ms": result["tasks"][2]["execution_time_ms"],
+        "status": "complete",
+        "error": None,
+        "custom_metric": 27,
     }
 
 

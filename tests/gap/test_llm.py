@@ -20,8 +20,12 @@ PLAN_REPLY = """<think>two capitals, then their populations</think>
   <node id="s4" depends="s2">search("population of {s2}")</node>
 </graph>
 </plan>"""
-FACTS = {"capital of France": "Paris", "capital of Germany": "Berlin",
-         "population of Paris": "2.1 million", "population of Berlin": "3.9 million"}
+FACTS = {
+    "capital of France": "Paris",
+    "capital of Germany": "Berlin",
+    "population of Paris": "2.1 million",
+    "population of Berlin": "3.9 million",
+}
 
 
 async def search(query: str) -> str:
@@ -56,7 +60,9 @@ async def test_callable_llm_plans_and_answers(exporter) -> None:
     assert "<graph>" in system["content"] and "{s1}" in system["content"]
     assert "- search(...): Look something up." in system["content"]  # registered tools are listed
     assert "USER QUERY: What are the populations" in user["content"]
-    assert "s3 (search(\"population of {s1}\")): 2.1 million" in seen[1][1]["content"]  # answer sees observations
+    assert (
+        's3 (search("population of {s1}")): 2.1 million' in seen[1][1]["content"]
+    )  # answer sees observations
 
     spans = exporter.get_finished_spans()
     (plan,) = by_op(spans, A.OP_PLAN)
@@ -75,8 +81,12 @@ async def test_text_nodes_go_to_the_llm_with_their_inputs(exporter) -> None:
         return f"done({len(prompts)})"
 
     planner = GAPPlanner(llm)
-    result = await planner.execute_plan("Summarize", plan_text=(
-        "<plan>Task 1: Fetch data | Dependencies: none\nTask 2: Summarize it | Dependencies: Task 1</plan>"))
+    result = await planner.execute_plan(
+        "Summarize",
+        plan_text=(
+            "<plan>Task 1: Fetch data | Dependencies: none\nTask 2: Summarize it | Dependencies: Task 1</plan>"
+        ),
+    )
     assert result["observations"]["task_2"]["result"] == "done(2)"
     assert "Sub-task: Summarize it" in prompts[1] and "- task_1: done(1)" in prompts[1]
     spans = exporter.get_finished_spans()
@@ -87,8 +97,13 @@ async def test_text_nodes_go_to_the_llm_with_their_inputs(exporter) -> None:
 
 @pytest.mark.parametrize(
     ("reply", "event"),
-    [("I would just search the web.", "gap.plan_fallback"),
-     ('<graph><node id="a" depends="b">x</node><node id="b" depends="a">y</node></graph>', "gap.plan_rejected")],
+    [
+        ("I would just search the web.", "gap.plan_fallback"),
+        (
+            '<graph><node id="a" depends="b">x</node><node id="b" depends="a">y</node></graph>',
+            "gap.plan_rejected",
+        ),
+    ],
 )
 async def test_unusable_plan_falls_back_to_the_heuristic(exporter, reply: str, event: str) -> None:
     async def llm(messages: list[dict]) -> str:
@@ -145,17 +160,30 @@ async def test_real_openai_client_against_a_local_server(exporter, server, instr
 
 
 @pytest.mark.parametrize("async_client", [False, True])
-async def test_real_anthropic_client_against_a_local_server(exporter, server, instrumented, async_client) -> None:
+async def test_real_anthropic_client_against_a_local_server(
+    exporter, server, instrumented, async_client
+) -> None:
     import anthropic
 
-    server.reply = lambda body: PLAN_REPLY if "FUNCTION VOCABULARY" in body.get("system", "") else "Berlin is bigger"
+    server.reply = lambda body: (
+        PLAN_REPLY if "FUNCTION VOCABULARY" in body.get("system", "") else "Berlin is bigger"
+    )
     cls = anthropic.AsyncAnthropic if async_client else anthropic.Anthropic
-    planner = GAPPlanner(cls(base_url=server.url, api_key="test", max_retries=0), model="claude-tiny", tools=[search])
+    planner = GAPPlanner(
+        cls(base_url=server.url, api_key="test", max_retries=0), model="claude-tiny", tools=[search]
+    )
     result = await planner.execute_plan("Which capital is bigger?")
-    assert result["plan_source"] == "llm" and result["task_count"] == 4 and result["answer"] == "Berlin is bigger"
+    assert (
+        result["plan_source"] == "llm"
+        and result["task_count"] == 4
+        and result["answer"] == "Berlin is bigger"
+    )
     first = server.requests[0].json
     assert first["model"] == "claude-tiny" and [m["role"] for m in first["messages"]] == ["user"]
     (plan,) = by_op(exporter.get_finished_spans(), A.OP_PLAN)
-    chats = [s for s in exporter.get_finished_spans() if s.parent is not None and s.parent.span_id == plan.context.span_id
-             and s.name.startswith("chat")]
+    chats = [
+        s
+        for s in exporter.get_finished_spans()
+        if s.parent is not None and s.parent.span_id == plan.context.span_id and s.name.startswith("chat")
+    ]
     assert len(chats) == 2

@@ -39,7 +39,7 @@ def test_xml_graph_inside_plan_with_think_reflection_answer() -> None:
 
 def test_bare_graph_multiple_depends_and_entities() -> None:
     tasks = parse_plan(
-        "<graph><node id='a'>search(\"AT&amp;T revenue\")</node><node id=\"b\">search(\"x\")</node>"
+        '<graph><node id=\'a\'>search("AT&amp;T revenue")</node><node id="b">search("x")</node>'
         '<node id="c" depends="a, b">compare_values({a}, {b})</node></graph>'
     )
     assert tasks[0].description == 'search("AT&T revenue")'
@@ -61,7 +61,7 @@ def test_task_lines_variants() -> None:
         "Some preamble the model wrote.\n"
         "<plan>\n"
         "- Task 1: Search for Paris population | Dependencies: none\n"
-        "Task 2: search(\"London | Berlin\") | Dependencies: -\n"
+        'Task 2: search("London | Berlin") | Dependencies: -\n'
         "Task 3: Compare | Depends on: Task 1 and Task 2\n"
         "Task 4: Report\n"
         "</plan>"
@@ -71,22 +71,30 @@ def test_task_lines_variants() -> None:
 
 
 def test_both_formats_give_the_same_graph() -> None:
-    xml = parse_plan('<graph><node id="task_1">A</node><node id="task_2">B</node>'
-                     '<node id="task_3" depends="task_1,task_2">C</node></graph>')
-    lines = parse_plan("<plan>Task 1: A | Dependencies: none\nTask 2: B | Dependencies: none\n"
-                       "Task 3: C | Dependencies: Task 1, Task 2</plan>")
+    xml = parse_plan(
+        '<graph><node id="task_1">A</node><node id="task_2">B</node>'
+        '<node id="task_3" depends="task_1,task_2">C</node></graph>'
+    )
+    lines = parse_plan(
+        "<plan>Task 1: A | Dependencies: none\nTask 2: B | Dependencies: none\n"
+        "Task 3: C | Dependencies: Task 1, Task 2</plan>"
+    )
     assert Graph.from_tasks(xml).to_dict() == Graph.from_tasks(lines).to_dict()
 
 
 def test_placeholder_naming_another_node_adds_the_dependency() -> None:
-    tasks = parse_plan('<graph><node id="s1">search("a")</node><node id="s2">search("b of {s1}")</node>'
-                       '<node id="s3">search("{unrelated} text")</node></graph>')
+    tasks = parse_plan(
+        '<graph><node id="s1">search("a")</node><node id="s2">search("b of {s1}")</node>'
+        '<node id="s3">search("{unrelated} text")</node></graph>'
+    )
     assert deps(tasks) == {"s1": set(), "s2": {"s1"}, "s3": set()}
 
 
 def test_last_graph_wins_after_a_reflection() -> None:
-    text = ('<plan><graph><node id="s1">search("old")</node></graph></plan>'
-            '<reflection>revise</reflection><plan><graph><node id="s1">search("new")</node></graph></plan>')
+    text = (
+        '<plan><graph><node id="s1">search("old")</node></graph></plan>'
+        '<reflection>revise</reflection><plan><graph><node id="s1">search("new")</node></graph></plan>'
+    )
     assert [t.description for t in parse_plan(text)] == ['search("new")']
 
 
@@ -130,4 +138,7 @@ def test_parse_call_forms() -> None:
 
 
 def test_fill_placeholders_renders_fanout_lists_and_leaves_unknown_braces() -> None:
-    assert fill_placeholders("pop of {s1} and {s9}", {"s1": ["Paris", "Berlin"]}) == "pop of Paris | Berlin and {s9}"
+    assert (
+        fill_placeholders("pop of {s1} and {s9}", {"s1": ["Paris", "Berlin"]})
+        == "pop of Paris | Berlin and {s9}"
+    )

@@ -72,24 +72,35 @@ async def test_span_tree_and_attributes(exporter, scheduler: str) -> None:
             assert level.start_time <= node.start_time and node.end_time <= level.end_time
     assert json.loads(nodes["s4"].attributes[A.GAP_NODE_DEPENDS]) == ["s1", "s2"]
     assert nodes["s3"].attributes[A.GAP_NODE_DESCRIPTION] == 'search("population of {s1}")'
-    assert nodes["s3"].attributes[A.GAP_NODE_RESULT] == "<population of <capital of France> | <capital of Germany>>"
+    assert (
+        nodes["s3"].attributes[A.GAP_NODE_RESULT]
+        == "<population of <capital of France> | <capital of Germany>>"
+    )
 
     tools = by_op(spans, A.OP_EXECUTE_TOOL)
-    under = {node_id: [t for t in tools if t.parent.span_id == node.context.span_id] for node_id, node in nodes.items()}
+    under = {
+        node_id: [t for t in tools if t.parent.span_id == node.context.span_id]
+        for node_id, node in nodes.items()
+    }
     assert {k: len(v) for k, v in under.items()} == {"s1": 2, "s2": 1, "s3": 1, "s4": 1, "s5": 1}
     assert len(tools) == 6 == result["tool_calls"]
     assert all(t.name == "execute_tool search" for t in tools)
     assert sorted(t.attributes[A.GEN_AI_TOOL_CALL_RESULT] for t in under["s1"]) == [
-        "<capital of France>", "<capital of Germany>"]
+        "<capital of France>",
+        "<capital of Germany>",
+    ]
 
 
 @pytest.mark.parametrize("scheduler", ["dependency", "level"])
 async def test_graph_rebuilds_from_the_spans_alone(exporter, scheduler: str) -> None:
-    plan = ("<graph>" + "".join(f'<node id="r{i}">search("{i}")</node>' for i in range(3))
-            + '<node id="m" depends="r0,r1">search("{r0}{r1}")</node>'
-            + '<node id="n" depends="r2">search("{r2}")</node>'
-            + '<node id="z" depends="m,n,r0">search("{m}{n}")</node>'
-            + '<node id="lone">search("x")</node></graph>')
+    plan = (
+        "<graph>"
+        + "".join(f'<node id="r{i}">search("{i}")</node>' for i in range(3))
+        + '<node id="m" depends="r0,r1">search("{r0}{r1}")</node>'
+        + '<node id="n" depends="r2">search("{r2}")</node>'
+        + '<node id="z" depends="m,n,r0">search("{m}{n}")</node>'
+        + '<node id="lone">search("x")</node></graph>'
+    )
     result = await GAPPlanner(tools=[search], scheduler=scheduler).execute_plan("q", plan_text=plan)
     spans = exporter.get_finished_spans()
     rebuilt = rebuild_graph(spans)
@@ -103,12 +114,19 @@ async def test_failed_and_skipped_nodes_have_spans(exporter) -> None:
         raise KeyError(query)
 
     planner = GAPPlanner(tools=[search, flaky])
-    result = await planner.execute_plan("q", plan_text=(
-        '<graph><node id="a">flaky("k")</node><node id="b" depends="a">search("{a}")</node></graph>'))
+    result = await planner.execute_plan(
+        "q",
+        plan_text=(
+            '<graph><node id="a">flaky("k")</node><node id="b" depends="a">search("{a}")</node></graph>'
+        ),
+    )
     spans = exporter.get_finished_spans()
     nodes = {s.attributes[A.GAP_NODE_ID]: s for s in by_op(spans, A.OP_GAP_NODE)}
     assert nodes["a"].status.status_code is StatusCode.ERROR
-    assert nodes["a"].attributes[A.ERROR_TYPE] == "KeyError" and nodes["a"].attributes[A.GAP_NODE_STATUS] == "failed"
+    assert (
+        nodes["a"].attributes[A.ERROR_TYPE] == "KeyError"
+        and nodes["a"].attributes[A.GAP_NODE_STATUS] == "failed"
+    )
     assert [e.name for e in nodes["a"].events] == ["exception"]
     assert nodes["b"].attributes[A.GAP_NODE_STATUS] == "skipped"
     (tool_span,) = by_op(spans, A.OP_EXECUTE_TOOL)
@@ -120,8 +138,11 @@ async def test_failed_and_skipped_nodes_have_spans(exporter) -> None:
 async def test_sync_tool_spans_stay_under_their_node_and_rollout(exporter) -> None:
     planner = GAPPlanner(tools={"lookup": lookup})
     with rollout(task_id="task-9", attempt=2, agent_name="geo") as handle:
-        await planner.execute_plan("q", plan_text='<graph><node id="a">lookup("x")</node>'
-                                                  '<node id="b" depends="a">lookup("{a}")</node></graph>')
+        await planner.execute_plan(
+            "q",
+            plan_text='<graph><node id="a">lookup("x")</node>'
+            '<node id="b" depends="a">lookup("{a}")</node></graph>',
+        )
     spans = exporter.get_finished_spans()
     (agent,) = by_op(spans, A.OP_INVOKE_AGENT)
     (plan,) = by_op(spans, A.OP_PLAN)
@@ -149,16 +170,28 @@ async def test_cancelling_a_plan_ends_every_span(exporter, scheduler: str) -> No
         return query
 
     planner = GAPPlanner(tools=[stall, search], scheduler=scheduler)
-    job = asyncio.ensure_future(planner.execute_plan("q", plan_text=(
-        '<graph><node id="a">stall("x")</node><node id="b">search("y")</node>'
-        '<node id="c" depends="a">search("{a}")</node></graph>')))
+    job = asyncio.ensure_future(
+        planner.execute_plan(
+            "q",
+            plan_text=(
+                '<graph><node id="a">stall("x")</node><node id="b">search("y")</node>'
+                '<node id="c" depends="a">search("{a}")</node></graph>'
+            ),
+        )
+    )
     await started.wait()
     job.cancel()
     with pytest.raises(asyncio.CancelledError):
         await job
     spans = exporter.get_finished_spans()
     names = sorted(s.name for s in spans)
-    assert names == ["execute_tool search", "execute_tool stall", "gap.level 0", "gap.node a", "gap.node b",
-                     "plan gap"]
+    assert names == [
+        "execute_tool search",
+        "execute_tool stall",
+        "gap.level 0",
+        "gap.node a",
+        "gap.node b",
+        "plan gap",
+    ]
     node_a = next(s for s in spans if s.name == "gap.node a")
     assert node_a.attributes[A.GAP_NODE_STATUS] == "failed" and node_a.status.status_code is StatusCode.ERROR

@@ -47,7 +47,9 @@ def _assert_tool_span(span, tin=4):
 def test_messages_create_with_tool_use(exporter, server, client):
     server.queue(_reply())
     with rollout("t-a") as r:
-        msg = client.messages.create(model="claude-x", max_tokens=64, system="be terse", messages=MSGS, tools=TOOLS)
+        msg = client.messages.create(
+            model="claude-x", max_tokens=64, system="be terse", messages=MSGS, tools=TOOLS
+        )
     assert msg.content[1].name == "weather" and msg.content[1].input == {"city": "paris"}
     (span,) = _chat(exporter)
     _assert_tool_span(span, tin=6)  # "be terse" + the 4-word prompt
@@ -55,7 +57,12 @@ def test_messages_create_with_tool_use(exporter, server, client):
     assert a[A.GEN_AI_REQUEST_MAX_TOKENS] == 64 and a[A.ROLLOUT_ID] == r.rollout_id
     assert json.loads(a[A.GEN_AI_SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": "be terse"}]
     assert json.loads(a[A.GEN_AI_TOOL_DEFINITIONS]) == [
-        {"type": "function", "name": "weather", "description": "Get weather", "parameters": {"type": "object"}}
+        {
+            "type": "function",
+            "name": "weather",
+            "description": "Get weather",
+            "parameters": {"type": "object"},
+        }
     ]
     assert json.loads(a[A.GEN_AI_INPUT_MESSAGES]) == [
         {"role": "user", "parts": [{"type": "text", "content": "weather in paris please"}]}
@@ -65,12 +72,17 @@ def test_messages_create_with_tool_use(exporter, server, client):
 def test_tool_result_blocks_become_tool_call_response_parts(exporter, server, client):
     server.queue("sunny")
     history = MSGS + [
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "paris"}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {"city": "paris"}}],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "22C"}]},
     ]
     client.messages.create(model="claude-x", max_tokens=16, messages=history)
     msgs = json.loads(_chat(exporter)[0].attributes[A.GEN_AI_INPUT_MESSAGES])
-    assert msgs[1]["parts"] == [{"type": "tool_call", "id": "toolu_1", "name": "weather", "arguments": {"city": "paris"}}]
+    assert msgs[1]["parts"] == [
+        {"type": "tool_call", "id": "toolu_1", "name": "weather", "arguments": {"city": "paris"}}
+    ]
     assert msgs[2]["parts"] == [{"type": "tool_call_response", "id": "toolu_1", "response": "22C"}]
 
 

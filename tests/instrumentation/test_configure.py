@@ -36,8 +36,14 @@ provider.shutdown()
 def _run(configure_line: str, extra_env: dict[str, str] | None = None) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LIGHTSPAN_"))}
     env.update(extra_env or {})
-    out = subprocess.run([sys.executable, "-c", AGENT.format(configure=configure_line)], env=env,
-                         capture_output=True, text=True, timeout=60, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", AGENT.format(configure=configure_line)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
 
 
@@ -53,7 +59,9 @@ def _check(spans, service):
 
 def test_configure_grpc_default_with_headers():
     with OTLPSink() as sink:
-        _run(f"provider = configure({sink.endpoint!r}, 'svc-grpc', headers={{'x-team': 'rl'}}, instrument=False)")
+        _run(
+            f"provider = configure({sink.endpoint!r}, 'svc-grpc', headers={{'x-team': 'rl'}}, instrument=False)"
+        )
         spans = sink.wait_for(lambda s: len(s) >= 3)
     _check(spans, "svc-grpc")
     assert sink.metadata[0]["x-team"] == "rl"
@@ -68,10 +76,14 @@ def test_configure_http_protobuf():
 
 def test_configure_from_standard_otel_env_and_capture_switch():
     with OTLPSink() as sink:
-        _run("provider = configure()", {
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint, "OTEL_SERVICE_NAME": "svc-env",
-            "LIGHTSPAN_CAPTURE_CONTENT": "false",
-        })
+        _run(
+            "provider = configure()",
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
+                "OTEL_SERVICE_NAME": "svc-env",
+                "LIGHTSPAN_CAPTURE_CONTENT": "false",
+            },
+        )
         spans = sink.wait_for(lambda s: len(s) >= 3)
     tool_span = next(s for s in spans if s.name == "execute_tool lookup")
     assert {s.resource["service.name"] for s in spans} == {"svc-env"}
@@ -80,5 +92,7 @@ def test_configure_from_standard_otel_env_and_capture_switch():
 
 
 def test_bad_protocol_is_named():
-    with pytest.raises(ValueError, match=r"protocol must be one of \['grpc', 'http/protobuf'\], got 'thrift'"):
+    with pytest.raises(
+        ValueError, match=r"protocol must be one of \['grpc', 'http/protobuf'\], got 'thrift'"
+    ):
         make_exporter("http://127.0.0.1:1", protocol="thrift")

@@ -30,20 +30,33 @@ def aclient(server, instrumented):
 
 
 def _llm_spans(exporter):
-    return [s for s in exporter.get_finished_spans() if s.attributes.get(A.GEN_AI_OPERATION_NAME) == A.OP_CHAT]
+    return [
+        s for s in exporter.get_finished_spans() if s.attributes.get(A.GEN_AI_OPERATION_NAME) == A.OP_CHAT
+    ]
 
 
 def test_chat_span_carries_contract_attributes(exporter, server, client):
     server.queue(Reply("the answer is four", tool_calls=[ToolCall("add", {"a": 2, "b": 2}, id="call_1")]))
-    tools = [{"type": "function", "function": {"name": "add", "description": "Add", "parameters": {"type": "object"}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {"name": "add", "description": "Add", "parameters": {"type": "object"}},
+        }
+    ]
     with rollout("task-7", attempt=1) as r:
-        resp = client.chat.completions.create(model="tiny", messages=MSGS, tools=tools, temperature=0.5, max_tokens=9)
+        resp = client.chat.completions.create(
+            model="tiny", messages=MSGS, tools=tools, temperature=0.5, max_tokens=9
+        )
     assert resp.choices[0].message.content == "the answer is four"
     (span,) = _llm_spans(exporter)
     a = span.attributes
     assert span.name == "chat tiny" and span.kind is trace.SpanKind.CLIENT
     assert a[A.GEN_AI_PROVIDER_NAME] == "openai"
-    assert (a[A.GEN_AI_REQUEST_MODEL], a[A.GEN_AI_RESPONSE_MODEL], a[A.GEN_AI_RESPONSE_ID]) == ("tiny", "tiny", resp.id)
+    assert (a[A.GEN_AI_REQUEST_MODEL], a[A.GEN_AI_RESPONSE_MODEL], a[A.GEN_AI_RESPONSE_ID]) == (
+        "tiny",
+        "tiny",
+        resp.id,
+    )
     assert a[A.GEN_AI_REQUEST_TEMPERATURE] == 0.5 and a[A.GEN_AI_REQUEST_MAX_TOKENS] == 9
     assert a[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
     assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (7, 4)
@@ -51,11 +64,16 @@ def test_chat_span_carries_contract_attributes(exporter, server, client):
         {"role": "system", "parts": [{"type": "text", "content": "be brief"}]},
         {"role": "user", "parts": [{"type": "text", "content": "what is two plus two"}]},
     ]
-    assert json.loads(a[A.GEN_AI_OUTPUT_MESSAGES]) == [{
-        "role": "assistant", "finish_reason": "tool_calls",
-        "parts": [{"type": "text", "content": "the answer is four"},
-                  {"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 2, "b": 2}}],
-    }]
+    assert json.loads(a[A.GEN_AI_OUTPUT_MESSAGES]) == [
+        {
+            "role": "assistant",
+            "finish_reason": "tool_calls",
+            "parts": [
+                {"type": "text", "content": "the answer is four"},
+                {"type": "tool_call", "id": "call_1", "name": "add", "arguments": {"a": 2, "b": 2}},
+            ],
+        }
+    ]
     assert json.loads(a[A.GEN_AI_TOOL_DEFINITIONS]) == [
         {"type": "function", "name": "add", "description": "Add", "parameters": {"type": "object"}}
     ]
@@ -67,7 +85,9 @@ def test_chat_span_carries_contract_attributes(exporter, server, client):
 
 def test_vllm_token_ids_and_logprobs_recorded(exporter, server, client):
     server.queue("four it is")
-    client.chat.completions.create(model="m", messages=MSGS, logprobs=True, extra_body={"return_token_ids": True})
+    client.chat.completions.create(
+        model="m", messages=MSGS, logprobs=True, extra_body={"return_token_ids": True}
+    )
     (span,) = _llm_spans(exporter)
     a = span.attributes
     assert json.loads(a[A.LLM_PROMPT_TOKEN_IDS]) == token_ids_for("be brief what is two plus two")
@@ -100,9 +120,11 @@ def test_stream_usage_requested_but_hidden_and_span_complete(exporter, server, c
 
 def test_stream_caller_asking_for_usage_still_gets_usage_chunk(exporter, server, client):
     server.queue("a b")
-    chunks = list(client.chat.completions.create(
-        model="m", messages=MSGS, stream=True, stream_options={"include_usage": True}
-    ))
+    chunks = list(
+        client.chat.completions.create(
+            model="m", messages=MSGS, stream=True, stream_options={"include_usage": True}
+        )
+    )
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 2
     assert _llm_spans(exporter)[0].attributes[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
 
@@ -160,7 +182,9 @@ def test_api_error_marks_span_and_reraises_unchanged(exporter, server, client):
 
 
 def test_responses_api_sync_stream_and_async(exporter, server, client, aclient):
-    server.queue(Reply("hi there", tool_calls=[ToolCall("lookup", {"q": "x"}, id="call_r")]), "streamed", "async")
+    server.queue(
+        Reply("hi there", tool_calls=[ToolCall("lookup", {"q": "x"}, id="call_r")]), "streamed", "async"
+    )
     tools = [{"type": "function", "name": "lookup", "description": "Find", "parameters": {"type": "object"}}]
     resp = client.responses.create(model="r1", input="hello", instructions="be nice", tools=tools)
     events = list(client.responses.create(model="r1", input=[{"role": "user", "content": "yo"}], stream=True))
@@ -170,13 +194,24 @@ def test_responses_api_sync_stream_and_async(exporter, server, client, aclient):
     a = first.attributes
     assert first.name == "chat r1" and a[A.GEN_AI_RESPONSE_ID] == resp.id
     assert json.loads(a[A.GEN_AI_SYSTEM_INSTRUCTIONS]) == [{"type": "text", "content": "be nice"}]
-    assert json.loads(a[A.GEN_AI_INPUT_MESSAGES]) == [{"role": "user", "parts": [{"type": "text", "content": "hello"}]}]
-    assert json.loads(a[A.GEN_AI_OUTPUT_MESSAGES]) == [{"role": "assistant", "finish_reason": "tool_call", "parts": [
-        {"type": "text", "content": "hi there"},
-        {"type": "tool_call", "id": "call_r", "name": "lookup", "arguments": {"q": "x"}}]}]
+    assert json.loads(a[A.GEN_AI_INPUT_MESSAGES]) == [
+        {"role": "user", "parts": [{"type": "text", "content": "hello"}]}
+    ]
+    assert json.loads(a[A.GEN_AI_OUTPUT_MESSAGES]) == [
+        {
+            "role": "assistant",
+            "finish_reason": "tool_call",
+            "parts": [
+                {"type": "text", "content": "hi there"},
+                {"type": "tool_call", "id": "call_r", "name": "lookup", "arguments": {"q": "x"}},
+            ],
+        }
+    ]
     assert json.loads(a[A.GEN_AI_TOOL_DEFINITIONS])[0]["name"] == "lookup"
     assert a[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
-    assert json.loads(streamed.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [{"type": "text", "content": "streamed"}]
+    assert json.loads(streamed.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [
+        {"type": "text", "content": "streamed"}
+    ]
     assert streamed.attributes[A.GEN_AI_RESPONSE_ID] == events[-1].response.id
     assert async_span.attributes[A.GEN_AI_USAGE_INPUT_TOKENS] == 1
 
@@ -189,9 +224,13 @@ def test_broken_telemetry_never_breaks_the_call(exporter, server, client, monkey
 
     monkeypatch.setattr(patch, "set_token_data", boom)  # response side broken
     server.queue("still works")
-    assert client.chat.completions.create(model="m", messages=MSGS).choices[0].message.content == "still works"
+    assert (
+        client.chat.completions.create(model="m", messages=MSGS).choices[0].message.content == "still works"
+    )
     assert _llm_spans(exporter)[0].end_time is not None
-    monkeypatch.setattr(patch, "openai_input_messages", boom)  # request side broken: no span, call goes through
+    monkeypatch.setattr(
+        patch, "openai_input_messages", boom
+    )  # request side broken: no span, call goes through
     server.queue("again")
     assert client.chat.completions.create(model="m", messages=MSGS).choices[0].message.content == "again"
     assert len(_llm_spans(exporter)) == 1
@@ -200,13 +239,16 @@ def test_broken_telemetry_never_breaks_the_call(exporter, server, client, monkey
 def test_uninstrument_and_no_double_patching(exporter, server, client):
     def patched() -> bool:
         # wrapt.FunctionWrapper, not wrapt.ObjectProxy: in wrapt 2 the two are separate subclasses of one base.
-        return isinstance(openai.resources.chat.completions.Completions.__dict__["create"], wrapt.FunctionWrapper)
+        return isinstance(
+            openai.resources.chat.completions.Completions.__dict__["create"], wrapt.FunctionWrapper
+        )
 
     inst = OpenAIInstrumentor()
     inst.instrument()  # already instrumented: must not wrap twice
     assert patched()
-    assert not isinstance(openai.resources.chat.completions.Completions.__dict__["create"].__wrapped__,
-                          wrapt.FunctionWrapper), "create was wrapped twice"
+    assert not isinstance(
+        openai.resources.chat.completions.Completions.__dict__["create"].__wrapped__, wrapt.FunctionWrapper
+    ), "create was wrapped twice"
     server.queue("one")
     client.chat.completions.create(model="m", messages=MSGS)
     assert len(_llm_spans(exporter)) == 1
@@ -231,5 +273,10 @@ def test_capture_content_off_keeps_metadata_drops_text_and_token_ids(exporter, s
     client.chat.completions.create(model="m", messages=MSGS, extra_body={"return_token_ids": True})
     a = _llm_spans(exporter)[0].attributes
     assert a[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
-    for key in (A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_OUTPUT_MESSAGES, A.LLM_PROMPT_TOKEN_IDS, A.LLM_RESPONSE_TOKEN_IDS):
+    for key in (
+        A.GEN_AI_INPUT_MESSAGES,
+        A.GEN_AI_OUTPUT_MESSAGES,
+        A.LLM_PROMPT_TOKEN_IDS,
+        A.LLM_RESPONSE_TOKEN_IDS,
+    ):
         assert key not in a

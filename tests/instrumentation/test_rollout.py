@@ -175,6 +175,9 @@ def test_other_process_stamped_from_propagated_baggage(exporter):
         W3CBaggagePropagator().inject(carrier)
     out = subprocess.run(
         [sys.executable, "-c", _CHILD.format(repo=repo), carrier["baggage"]],
-        capture_output=True, text=True, check=True, timeout=60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
     )
     assert out.stdout.split() == [r.rollout_id, "t-proc", "4"]

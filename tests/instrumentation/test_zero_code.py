@@ -22,8 +22,12 @@ def _script(body):
     """First turn: call both tools; second turn: answer with their result."""
     if any(m.get("role") == "tool" for m in body["messages"]):
         return Reply("The answer is 20")
-    return Reply(tool_calls=[ToolCall("add", {"a": 2, "b": 3}, id="call_add"),
-                             ToolCall("multiply", {"a": 5, "b": 4}, id="call_mul")])
+    return Reply(
+        tool_calls=[
+            ToolCall("add", {"a": 2, "b": 3}, id="call_add"),
+            ToolCall("multiply", {"a": 5, "b": 4}, id="call_mul"),
+        ]
+    )
 
 
 @pytest.mark.slow
@@ -31,14 +35,31 @@ def test_example_agent_under_opentelemetry_instrument_exports_everything():
     assert LAUNCHER.exists(), "opentelemetry-instrument is installed with opentelemetry-instrumentation"
     with LLMServer(reply=_script) as server, OTLPSink() as sink:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LIGHTSPAN_"))}
-        env.update({
-            "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,  # the only telemetry setting
-            "OPENAI_BASE_URL": server.openai_url, "OPENAI_API_KEY": "test",
-        })
+        env.update(
+            {
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,  # the only telemetry setting
+                "OPENAI_BASE_URL": server.openai_url,
+                "OPENAI_API_KEY": "test",
+            }
+        )
         out = subprocess.run(
-            [str(LAUNCHER), sys.executable, str(REPO / "examples" / "openai_agent.py"), "--task-id", "calc-9",
-             "--attempt", "2", "--model", "tiny", "--token-ids"],
-            env=env, capture_output=True, text=True, timeout=120, cwd=REPO,
+            [
+                str(LAUNCHER),
+                sys.executable,
+                str(REPO / "examples" / "openai_agent.py"),
+                "--task-id",
+                "calc-9",
+                "--attempt",
+                "2",
+                "--model",
+                "tiny",
+                "--token-ids",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=REPO,
         )
         assert out.returncode == 0, out.stderr[-3000:]
         result = json.loads(out.stdout.strip().splitlines()[-1])
@@ -47,8 +68,13 @@ def test_example_agent_under_opentelemetry_instrument_exports_everything():
     by_name: dict[str, list] = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)
-    assert sorted(by_name) == ["chat tiny", "execute_tool add", "execute_tool multiply",
-                               "invoke_agent calculator", "lightspan.reward"]
+    assert sorted(by_name) == [
+        "chat tiny",
+        "execute_tool add",
+        "execute_tool multiply",
+        "invoke_agent calculator",
+        "lightspan.reward",
+    ]
     assert len(by_name["chat tiny"]) == 2
     agent = by_name["invoke_agent calculator"][0]
     assert {s.attributes[A.ROLLOUT_ID] for s in spans} == {result["rollout_id"]}
@@ -60,7 +86,10 @@ def test_example_agent_under_opentelemetry_instrument_exports_everything():
     assert first.attributes[A.GEN_AI_PROVIDER_NAME] == "openai"
     assert first.attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_calls",)
     assert json.loads(first.attributes[A.GEN_AI_TOOL_DEFINITIONS])[0]["name"] == "add"
-    assert json.loads(second.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] == "The answer is 20"
+    assert (
+        json.loads(second.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"]
+        == "The answer is 20"
+    )
     roles = [m["role"] for m in json.loads(second.attributes[A.GEN_AI_INPUT_MESSAGES])]
     assert roles == ["system", "user", "assistant", "tool", "tool"]
     assert json.loads(second.attributes[A.LLM_RESPONSE_TOKEN_IDS]) == token_ids_for("The answer is 20")

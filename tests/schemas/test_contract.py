@@ -35,11 +35,23 @@ def test_every_key_in_design_is_a_constant():
 
 def test_no_key_is_spelled_twice():
     values = _constant_values(A)
-    allowed_aliases = {"BAGGAGE_ROLLOUT_ID", "BAGGAGE_TASK_ID", "BAGGAGE_ATTEMPT", "BAGGAGE_TASK_TYPE",
-                       "REWARD_VALUE", "OP_REWARD", "SPAN_REWARD", "OP_PLAN"}
+    allowed_aliases = {
+        "BAGGAGE_ROLLOUT_ID",
+        "BAGGAGE_TASK_ID",
+        "BAGGAGE_ATTEMPT",
+        "BAGGAGE_TASK_TYPE",
+        "REWARD_VALUE",
+        "OP_REWARD",
+        "SPAN_REWARD",
+        "OP_PLAN",
+    }
     seen: dict[str, str] = {}
     for name, value in values.items():
-        if name in allowed_aliases or name.startswith(("SPAN_", "OP_", "PROVIDER_")) or name.endswith("_SPAN"):
+        if (
+            name in allowed_aliases
+            or name.startswith(("SPAN_", "OP_", "PROVIDER_"))
+            or name.endswith("_SPAN")
+        ):
             continue
         assert value not in seen, f"{name} and {seen[value]} both spell {value!r}"
         seen[value] = name

@@ -143,7 +143,10 @@ def test_read_settings_file(tmp_path):
     assert read_settings_file(SettingsFile(_write(tmp_path, "null"))) == {}
     nested = _write(tmp_path, json.dumps({"collector": {"count": 3}, "other": 1}))
     assert read_settings_file(SettingsFile(nested, section="collector")) == {"count": 3}
-    assert read_settings_file(SettingsFile(nested, section="absent")) == {"collector": {"count": 3}, "other": 1}
+    assert read_settings_file(SettingsFile(nested, section="absent")) == {
+        "collector": {"count": 3},
+        "other": 1,
+    }
 
     def pairs(text: str) -> object:  # a stand-in for yaml.safe_load: "key=value" lines
         return dict(line.split("=", 1) for line in text.splitlines() if line)
@@ -153,7 +156,9 @@ def test_read_settings_file(tmp_path):
 
 def test_read_settings_file_errors_name_the_file(tmp_path):
     missing = tmp_path / "nope.yaml"
-    with pytest.raises(SettingsFileNotFoundError, match=r"collector config '.*nope.yaml' does not exist") as info:
+    with pytest.raises(
+        SettingsFileNotFoundError, match=r"collector config '.*nope.yaml' does not exist"
+    ) as info:
         read_settings_file(SettingsFile(missing, label="collector config"))
     assert isinstance(info.value, ValueError) and isinstance(info.value, FileNotFoundError)
     with pytest.raises(SettingsError, match=r"config file '.*c.json' is not valid JSON"):
@@ -173,9 +178,13 @@ def test_default_order_is_file_then_env_then_overrides(tmp_path):
     env = {"count": "COUNT", "flag": "FLAG"}
     got = load_settings(FIELDS, file=SettingsFile(path), env=env, environ=environ)
     assert got == {"count": 3, "name": "file", "flag": True}
-    got = load_settings(FIELDS, file=SettingsFile(path), env=env, environ=environ, overrides={"count": 4, "flag": None})
+    got = load_settings(
+        FIELDS, file=SettingsFile(path), env=env, environ=environ, overrides={"count": 4, "flag": None}
+    )
     assert got == {"count": 4, "name": "file", "flag": True}  # None means "not given"
-    got = load_settings(FIELDS, file=SettingsFile(path), env=env, environ=environ, order=("env", "file", "overrides"))
+    got = load_settings(
+        FIELDS, file=SettingsFile(path), env=env, environ=environ, order=("env", "file", "overrides")
+    )
     assert got == {"count": 2, "name": "file", "flag": False}
     assert load_settings(FIELDS) == {}  # defaults stay with the caller's dataclass
 
@@ -193,12 +202,18 @@ def test_env_first_set_and_valid_variable_wins_and_bad_ones_warn(caplog):
 
 def test_unknown_keys_and_bad_values_raise_naming_them(tmp_path):
     path = _write(tmp_path, '{"cuont": 1, "count": 2}')
-    with pytest.raises(SettingsError, match=r"'.*c.json': unknown settings \['cuont'\]; known: count, flag, name$"):
+    with pytest.raises(
+        SettingsError, match=r"'.*c.json': unknown settings \['cuont'\]; known: count, flag, name$"
+    ):
         load_settings(FIELDS, file=SettingsFile(path))
-    with pytest.raises(SettingsError, match=r"^unknown TrainConfig field\(s\) \['x'\]; known: count, flag, name$"):
+    with pytest.raises(
+        SettingsError, match=r"^unknown TrainConfig field\(s\) \['x'\]; known: count, flag, name$"
+    ):
         load_settings(FIELDS, overrides={"x": None}, what="TrainConfig field(s)")
     path.write_text('{"count": "lots"}')
-    with pytest.raises(SettingsError, match=r"^config file '.*c.json': count must be a positive integer, got 'lots'$"):
+    with pytest.raises(
+        SettingsError, match=r"^config file '.*c.json': count must be a positive integer, got 'lots'$"
+    ):
         load_settings(FIELDS, file=SettingsFile(path))
     with pytest.raises(SettingsError, match=r"^flag must be one of .*, got 'maybe'$"):
         load_settings(FIELDS, overrides={"flag": "maybe"})

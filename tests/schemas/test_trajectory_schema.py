@@ -31,7 +31,10 @@ SEED_EXAMPLE = {
             "span_type": "tool_call",
             "start_time": "2025-11-01T10:30:02.400Z",
             "end_time": "2025-11-01T10:30:02.650Z",
-            "input": {"tool_name": "execute_sql", "parameters": {"query": "SELECT 1", "database": "sales_db"}},
+            "input": {
+                "tool_name": "execute_sql",
+                "parameters": {"query": "SELECT 1", "database": "sales_db"},
+            },
             "output": {"result": [{"customer_id": 123, "name": "Alice"}], "error": None},
             "metadata": {"latency_ms": 250},
         },

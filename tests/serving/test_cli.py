@@ -20,9 +20,24 @@ def test_missing_model_path_is_a_usage_error(tmp_path):
 
 def test_serve_process_answers_health(tiny_models):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "lightspan.cli", "serve", "--model", tiny_models[0], "--port", "0",
-                             "--served-model-name", "policy"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "lightspan.cli",
+            "serve",
+            "--model",
+            tiny_models[0],
+            "--port",
+            "0",
+            "--served-model-name",
+            "policy",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
     try:
         seen = []
         for line in proc.stdout:  # progress bars from transformers come first, on the merged stream

@@ -20,8 +20,14 @@ def fresh_server(tiny_models):
 
 def _greedy_ids(client, max_tokens=12):
     """Greedy token ids and their logprobs (two random-init models may agree on ids, never on logprobs)."""
-    resp = client.chat.completions.create(model="policy", messages=MESSAGES, temperature=0, logprobs=True,
-                                          max_tokens=max_tokens, extra_body={"return_token_ids": True})
+    resp = client.chat.completions.create(
+        model="policy",
+        messages=MESSAGES,
+        temperature=0,
+        logprobs=True,
+        max_tokens=max_tokens,
+        extra_body={"return_token_ids": True},
+    )
     choice = resp.choices[0]
     return choice.token_ids, [round(c.logprob, 5) for c in choice.logprobs.content]
 
@@ -41,8 +47,15 @@ def test_reload_endpoint_switches_the_model(fresh_server, tiny_models):
 def test_in_flight_stream_finishes_on_the_old_checkpoint(fresh_server, tiny_models):
     client = openai.OpenAI(base_url=fresh_server.base_url, api_key="x", max_retries=0)
     old = _greedy_ids(client, max_tokens=24)
-    stream = client.chat.completions.create(model="policy", messages=MESSAGES, temperature=0, max_tokens=24,
-                                            stream=True, logprobs=True, extra_body={"return_token_ids": True})
+    stream = client.chat.completions.create(
+        model="policy",
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=24,
+        stream=True,
+        logprobs=True,
+        extra_body={"return_token_ids": True},
+    )
     ids, logprobs = [], []
     chunks = iter(stream)
     next(chunks)  # the role chunk: the request is admitted and pinned to the old engine

@@ -12,8 +12,9 @@ MESSAGES = [{"role": "system", "content": "answer briefly"}, {"role": "user", "c
 
 
 def _greedy(client, max_tokens=12, **kw):
-    return client.chat.completions.create(model="policy", messages=MESSAGES, temperature=0,
-                                          max_tokens=max_tokens, **kw)
+    return client.chat.completions.create(
+        model="policy", messages=MESSAGES, temperature=0, max_tokens=max_tokens, **kw
+    )
 
 
 def test_plain_completion_has_openai_shape(client):
@@ -27,11 +28,19 @@ def test_plain_completion_has_openai_shape(client):
 
 
 def test_token_ids_and_logprobs_match_the_tokenizer_and_model(client, server, tiny_models):
-    resp = client.chat.completions.create(model="policy", messages=MESSAGES, max_tokens=10, seed=7,
-                                          logprobs=True, extra_body={"return_token_ids": True})
+    resp = client.chat.completions.create(
+        model="policy",
+        messages=MESSAGES,
+        max_tokens=10,
+        seed=7,
+        logprobs=True,
+        extra_body={"return_token_ids": True},
+    )
     tok = AutoTokenizer.from_pretrained(tiny_models[0])
-    expected_prompt = tok(tok.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False),
-                          add_special_tokens=False)["input_ids"]
+    expected_prompt = tok(
+        tok.apply_chat_template(MESSAGES, add_generation_prompt=True, tokenize=False),
+        add_special_tokens=False,
+    )["input_ids"]
     prompt_ids = resp.prompt_token_ids
     choice = resp.choices[0]
     ids = choice.token_ids
@@ -44,17 +53,19 @@ def test_token_ids_and_logprobs_match_the_tokenizer_and_model(client, server, ti
     model = AutoModelForCausalLM.from_pretrained(tiny_models[0]).eval()
     with torch.no_grad():
         logits = model(torch.tensor([prompt_ids + ids])).logits[0].float()
-    lp = torch.log_softmax(logits[len(prompt_ids) - 1:-1], dim=-1)
+    lp = torch.log_softmax(logits[len(prompt_ids) - 1 : -1], dim=-1)
     recomputed = lp.gather(1, torch.tensor(ids)[:, None])[:, 0]
     served = torch.tensor([c.logprob for c in choice.logprobs.content])
     assert torch.allclose(served, recomputed, atol=1e-4)
 
 
 def test_seed_makes_sampling_reproducible_and_n_gives_choices(client):
-    a = client.chat.completions.create(model="policy", messages=MESSAGES, max_tokens=8, seed=3, n=3,
-                                       extra_body={"return_token_ids": True})
-    b = client.chat.completions.create(model="policy", messages=MESSAGES, max_tokens=8, seed=3, n=3,
-                                       extra_body={"return_token_ids": True})
+    a = client.chat.completions.create(
+        model="policy", messages=MESSAGES, max_tokens=8, seed=3, n=3, extra_body={"return_token_ids": True}
+    )
+    b = client.chat.completions.create(
+        model="policy", messages=MESSAGES, max_tokens=8, seed=3, n=3, extra_body={"return_token_ids": True}
+    )
     assert [c.index for c in a.choices] == [0, 1, 2]
     assert [c.token_ids for c in a.choices] == [c.token_ids for c in b.choices]
     assert a.usage.completion_tokens == sum(len(c.token_ids) for c in a.choices)
@@ -67,14 +78,21 @@ def test_greedy_equals_argmax_decoding(client, tiny_models):
     with torch.no_grad():
         for _ in resp.choices[0].token_ids:
             ids.append(int(model(torch.tensor([ids])).logits[0, -1].argmax()))
-    assert ids[len(resp.prompt_token_ids):] == resp.choices[0].token_ids
+    assert ids[len(resp.prompt_token_ids) :] == resp.choices[0].token_ids
 
 
 def test_stream_matches_plain_and_reports_usage(client):
     plain = _greedy(client, extra_body={"return_token_ids": True})
-    stream = client.chat.completions.create(model="policy", messages=MESSAGES, temperature=0, max_tokens=12,
-                                            stream=True, stream_options={"include_usage": True},
-                                            logprobs=True, extra_body={"return_token_ids": True})
+    stream = client.chat.completions.create(
+        model="policy",
+        messages=MESSAGES,
+        temperature=0,
+        max_tokens=12,
+        stream=True,
+        stream_options={"include_usage": True},
+        logprobs=True,
+        extra_body={"return_token_ids": True},
+    )
     text, ids, logprobs, usage, finish = "", [], [], None, None
     for chunk in stream:
         if chunk.usage is not None:
@@ -104,12 +122,15 @@ def test_stop_string_cuts_the_text(client):
     assert cut.finish_reason == "stop"
 
 
-@pytest.mark.parametrize(("kwargs", "param"), [
-    ({"temperature": 3.5}, "temperature"),
-    ({"max_tokens": 0}, "max_tokens"),
-    ({"n": 99}, "n"),
-    ({"max_tokens": 100000}, "max_tokens"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"temperature": 3.5}, "temperature"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"n": 99}, "n"),
+        ({"max_tokens": 100000}, "max_tokens"),
+    ],
+)
 def test_bad_requests_are_refused_naming_the_field(client, kwargs, param):
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(model="policy", messages=MESSAGES, **kwargs)

@@ -22,7 +22,13 @@ def test_server_forms(monkeypatch):
     monkeypatch.setenv("LIGHTSPAN_CLICKHOUSE_PASSWORD", "from-env")
     d = parse_dsn("http://alice:s%40cret@db.example:9000/traces?max_threads=2")
     assert (d.host, d.port, d.username, d.password, d.database, d.secure) == (
-        "db.example", 9000, "alice", "s@cret", "traces", False)
+        "db.example",
+        9000,
+        "alice",
+        "s@cret",
+        "traces",
+        False,
+    )
     assert d.settings == {"max_threads": "2"}
     assert "s@cret" not in d.redacted()
     s = parse_dsn("https://db.example/")
@@ -61,17 +67,27 @@ def test_migrations_are_idempotent_and_versioned(chdb_dsn, closing):
 def test_newer_schema_than_code_is_refused(chdb_dsn, closing):
     client = closing(connect(chdb_dsn))
     apply_schema(client, database="lightspan")
-    client.insert(f"lightspan.{ddl.MIGRATIONS_TABLE}", [[ddl.SCHEMA_VERSION + 5, "from the future"]],
-                  column_names=["Version", "Description"])
-    with pytest.raises(SchemaError, match=f"schema version {ddl.SCHEMA_VERSION + 5}, newer than this lightspan"):
+    client.insert(
+        f"lightspan.{ddl.MIGRATIONS_TABLE}",
+        [[ddl.SCHEMA_VERSION + 5, "from the future"]],
+        column_names=["Version", "Description"],
+    )
+    with pytest.raises(
+        SchemaError, match=f"schema version {ddl.SCHEMA_VERSION + 5}, newer than this lightspan"
+    ):
         apply_schema(client, database="lightspan")
 
 
 def test_cluster_layout_renders_replicated_and_distributed():
     sql = ddl.render(ddl.Layout(database="ls", cluster="prod", ttl_days=30))
     assert "CREATE TABLE IF NOT EXISTS ls.otel_traces_local ON CLUSTER 'prod'" in sql
-    assert "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ls/otel_traces_local', '{replica}')" in sql
-    assert "ENGINE = Distributed('prod', 'ls', 'otel_traces_local', cityHash64(if(RolloutId != '', RolloutId, TraceId)))" in sql
+    assert (
+        "ReplicatedReplacingMergeTree('/clickhouse/tables/{shard}/ls/otel_traces_local', '{replica}')" in sql
+    )
+    assert (
+        "ENGINE = Distributed('prod', 'ls', 'otel_traces_local', cityHash64(if(RolloutId != '', RolloutId, TraceId)))"
+        in sql
+    )
     assert "TTL toDateTime(Timestamp) + toIntervalDay(30)" in sql
     with pytest.raises(ValueError, match="cluster name"):
         ddl.Layout(cluster="bad name;")

@@ -93,7 +93,9 @@ def test_nanosecond_timestamps_survive(ch_client):
         "INSERT INTO lightspan.otel_traces (Timestamp, TraceId, SpanId) "
         "VALUES (fromUnixTimestamp64Nano(toInt64(1763892672123456789)), 't', 's')"
     )
-    ns = ch_client.query("SELECT toUnixTimestamp64Nano(Timestamp) FROM lightspan.otel_traces").result_rows[0][0]
+    ns = ch_client.query("SELECT toUnixTimestamp64Nano(Timestamp) FROM lightspan.otel_traces").result_rows[0][
+        0
+    ]
     assert ns == 1763892672123456789
 
 
@@ -146,7 +148,9 @@ def test_same_ddl_and_round_trip_over_the_http_interface(tmp_path, closing):
         got = remote.query(
             "SELECT SpanId, SpanAttributes, Events.Name, Links.Attributes, RolloutId FROM lightspan.otel_traces FINAL"
         ).result_rows
-        assert got == [(row["SpanId"], row["SpanAttributes"], row["Events.Name"], row["Links.Attributes"], "rollout-1")]
+        assert got == [
+            (row["SpanId"], row["SpanAttributes"], row["Events.Name"], row["Links.Attributes"], "rollout-1")
+        ]
         with pytest.raises(Exception, match="UNKNOWN_TABLE|Unknown table"):
             remote.query("SELECT * FROM lightspan.nope")
         remote.close()
@@ -155,7 +159,17 @@ def test_same_ddl_and_round_trip_over_the_http_interface(tmp_path, closing):
 
 
 def test_reward_column_is_null_unless_the_value_is_a_finite_number(ch_client):
-    values = {"aaaaaaaaaaaaaaa1": "0.75", "aaaaaaaaaaaaaaa2": "nan", "aaaaaaaaaaaaaaa3": "inf", "aaaaaaaaaaaaaaa4": "x"}
+    values = {
+        "aaaaaaaaaaaaaaa1": "0.75",
+        "aaaaaaaaaaaaaaa2": "nan",
+        "aaaaaaaaaaaaaaa3": "inf",
+        "aaaaaaaaaaaaaaa4": "x",
+    }
     _insert(ch_client, [_row(span_id=sid, **{A.REWARD_VALUE: v}) for sid, v in values.items()])
     got = dict(ch_client.query("SELECT SpanId, RewardValue FROM lightspan.otel_traces FINAL").result_rows)
-    assert got == {"aaaaaaaaaaaaaaa1": 0.75, "aaaaaaaaaaaaaaa2": None, "aaaaaaaaaaaaaaa3": None, "aaaaaaaaaaaaaaa4": None}
+    assert got == {
+        "aaaaaaaaaaaaaaa1": 0.75,
+        "aaaaaaaaaaaaaaa2": None,
+        "aaaaaaaaaaaaaaa3": None,
+        "aaaaaaaaaaaaaaa4": None,
+    }

@@ -191,9 +191,13 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.error is not None:
             status, message = reply.error
             if path == "/v1/messages":
-                self._json(status, {"type": "error", "error": {"type": "invalid_request_error", "message": message}})
+                self._json(
+                    status, {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+                )
             else:
-                self._json(status, {"error": {"message": message, "type": "invalid_request_error", "code": None}})
+                self._json(
+                    status, {"error": {"message": message, "type": "invalid_request_error", "code": None}}
+                )
             return
         handler(body, reply)
 
@@ -234,7 +238,11 @@ class _Handler(BaseHTTPRequestHandler):
             "total_tokens": len(prompt_ids) + len(out_ids),
         }
         tool_calls = [
-            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+            }
             for c in reply.tool_calls
         ]
         words = reply.text.split()
@@ -250,13 +258,21 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             choice: dict[str, Any] = {
                 "index": 0,
-                "message": {"role": "assistant", "content": reply.text or None, "tool_calls": tool_calls or None},
+                "message": {
+                    "role": "assistant",
+                    "content": reply.text or None,
+                    "tool_calls": tool_calls or None,
+                },
                 "finish_reason": finish,
                 "logprobs": logprobs(0, len(words)) if want_logprobs else None,
             }
             payload: dict[str, Any] = {
-                "id": rid, "object": "chat.completion", "created": 0, "model": model,
-                "choices": [choice], "usage": usage,
+                "id": rid,
+                "object": "chat.completion",
+                "created": 0,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
             }
             if want_ids:
                 payload["prompt_token_ids"] = prompt_ids
@@ -267,7 +283,13 @@ class _Handler(BaseHTTPRequestHandler):
         def chunk(delta: dict[str, Any], finish_reason: str | None = None, **extra: Any) -> dict[str, Any]:
             c: dict[str, Any] = {"index": 0, "delta": delta, "finish_reason": finish_reason, "logprobs": None}
             c.update(extra)
-            return {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model, "choices": [c]}
+            return {
+                "id": rid,
+                "object": "chat.completion.chunk",
+                "created": 0,
+                "model": model,
+                "choices": [c],
+            }
 
         events: list[tuple[str | None, Any]] = []
         first = chunk({"role": "assistant", "content": ""})
@@ -283,15 +305,31 @@ class _Handler(BaseHTTPRequestHandler):
             events.append((None, chunk({"content": word if i == 0 else " " + word}, **extra)))
         for n, call in enumerate(tool_calls):
             args = call["function"]["arguments"]
-            head = {"index": n, "id": call["id"], "type": "function", "function": {"name": call["function"]["name"], "arguments": ""}}
+            head = {
+                "index": n,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": ""},
+            }
             events.append((None, chunk({"tool_calls": [head]})))
             half = len(args) // 2
             for piece in (args[:half], args[half:]):
                 events.append((None, chunk({"tool_calls": [{"index": n, "function": {"arguments": piece}}]})))
         events.append((None, chunk({}, finish)))
         if (body.get("stream_options") or {}).get("include_usage"):
-            events.append((None, {"id": rid, "object": "chat.completion.chunk", "created": 0, "model": model,
-                                  "choices": [], "usage": usage}))
+            events.append(
+                (
+                    None,
+                    {
+                        "id": rid,
+                        "object": "chat.completion.chunk",
+                        "created": 0,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    },
+                )
+            )
         events.append((None, "[DONE]"))
         self._sse(events)
 
@@ -301,33 +339,73 @@ class _Handler(BaseHTTPRequestHandler):
         prompt_n = len(token_ids_for(_prompt_text(body)))
         output: list[dict[str, Any]] = []
         if reply.text:
-            output.append({
-                "type": "message", "id": f"msg_{uuid.uuid4().hex[:8]}", "role": "assistant", "status": "completed",
-                "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
-            })
+            output.append(
+                {
+                    "type": "message",
+                    "id": f"msg_{uuid.uuid4().hex[:8]}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": reply.text, "annotations": []}],
+                }
+            )
         for c in reply.tool_calls:
-            output.append({
-                "type": "function_call", "id": f"fc_{uuid.uuid4().hex[:8]}", "call_id": c.id, "name": c.name,
-                "arguments": json.dumps(c.arguments), "status": "completed",
-            })
+            output.append(
+                {
+                    "type": "function_call",
+                    "id": f"fc_{uuid.uuid4().hex[:8]}",
+                    "call_id": c.id,
+                    "name": c.name,
+                    "arguments": json.dumps(c.arguments),
+                    "status": "completed",
+                }
+            )
         out_n = len(token_ids_for(reply.text))
         response = {
-            "id": f"resp_{uuid.uuid4().hex[:16]}", "object": "response", "created_at": 0, "model": model,
-            "status": "completed", "output": output, "parallel_tool_calls": True, "tool_choice": "auto", "tools": [],
-            "usage": {"input_tokens": prompt_n, "output_tokens": out_n, "total_tokens": prompt_n + out_n,
-                      "input_tokens_details": {"cached_tokens": 0}, "output_tokens_details": {"reasoning_tokens": 0}},
+            "id": f"resp_{uuid.uuid4().hex[:16]}",
+            "object": "response",
+            "created_at": 0,
+            "model": model,
+            "status": "completed",
+            "output": output,
+            "parallel_tool_calls": True,
+            "tool_choice": "auto",
+            "tools": [],
+            "usage": {
+                "input_tokens": prompt_n,
+                "output_tokens": out_n,
+                "total_tokens": prompt_n + out_n,
+                "input_tokens_details": {"cached_tokens": 0},
+                "output_tokens_details": {"reasoning_tokens": 0},
+            },
         }
         if not body.get("stream"):
             self._json(200, response)
             return
         created = dict(response, status="in_progress", output=[], usage=None)
-        events: list[tuple[str | None, Any]] = [("response.created", {"type": "response.created", "sequence_number": 0, "response": created})]
+        events: list[tuple[str | None, Any]] = [
+            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created})
+        ]
         for i, word in enumerate(reply.text.split()):
-            events.append(("response.output_text.delta", {
-                "type": "response.output_text.delta", "sequence_number": i + 1, "item_id": "msg", "output_index": 0,
-                "content_index": 0, "delta": word if i == 0 else " " + word, "logprobs": [],
-            }))
-        events.append(("response.completed", {"type": "response.completed", "sequence_number": len(events), "response": response}))
+            events.append(
+                (
+                    "response.output_text.delta",
+                    {
+                        "type": "response.output_text.delta",
+                        "sequence_number": i + 1,
+                        "item_id": "msg",
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": word if i == 0 else " " + word,
+                        "logprobs": [],
+                    },
+                )
+            )
+        events.append(
+            (
+                "response.completed",
+                {"type": "response.completed", "sequence_number": len(events), "response": response},
+            )
+        )
         self._sse(events)
 
     # -- Anthropic messages ----------------------------------------------------------
@@ -339,35 +417,87 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.text:
             content.append({"type": "text", "text": reply.text})
         for c in reply.tool_calls:
-            content.append({"type": "tool_use", "id": c.id.replace("call_", "toolu_"), "name": c.name, "input": c.arguments})
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": c.id.replace("call_", "toolu_"),
+                    "name": c.name,
+                    "input": c.arguments,
+                }
+            )
         stop = reply.finish_reason or ("tool_use" if reply.tool_calls else "end_turn")
         message = {
-            "id": f"msg_{uuid.uuid4().hex[:16]}", "type": "message", "role": "assistant", "model": model,
-            "content": content, "stop_reason": stop, "stop_sequence": None,
+            "id": f"msg_{uuid.uuid4().hex[:16]}",
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": content,
+            "stop_reason": stop,
+            "stop_sequence": None,
             "usage": {"input_tokens": prompt_n, "output_tokens": out_n},
         }
         if not body.get("stream"):
             self._json(200, message)
             return
-        start = dict(message, content=[], stop_reason=None, usage={"input_tokens": prompt_n, "output_tokens": 1})
-        events: list[tuple[str | None, Any]] = [("message_start", {"type": "message_start", "message": start})]
+        start = dict(
+            message, content=[], stop_reason=None, usage={"input_tokens": prompt_n, "output_tokens": 1}
+        )
+        events: list[tuple[str | None, Any]] = [
+            ("message_start", {"type": "message_start", "message": start})
+        ]
         for i, block in enumerate(content):
             if block["type"] == "text":
-                events.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                                       "content_block": {"type": "text", "text": ""}}))
+                events.append(
+                    (
+                        "content_block_start",
+                        {
+                            "type": "content_block_start",
+                            "index": i,
+                            "content_block": {"type": "text", "text": ""},
+                        },
+                    )
+                )
                 for j, word in enumerate(block["text"].split()):
-                    events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                           "delta": {"type": "text_delta", "text": word if j == 0 else " " + word}}))
+                    events.append(
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "text_delta", "text": word if j == 0 else " " + word},
+                            },
+                        )
+                    )
             else:
-                events.append(("content_block_start", {"type": "content_block_start", "index": i,
-                                                       "content_block": dict(block, input={})}))
+                events.append(
+                    (
+                        "content_block_start",
+                        {"type": "content_block_start", "index": i, "content_block": dict(block, input={})},
+                    )
+                )
                 args = json.dumps(block["input"])
                 half = len(args) // 2
                 for piece in (args[:half], args[half:]):
-                    events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
-                                                           "delta": {"type": "input_json_delta", "partial_json": piece}}))
+                    events.append(
+                        (
+                            "content_block_delta",
+                            {
+                                "type": "content_block_delta",
+                                "index": i,
+                                "delta": {"type": "input_json_delta", "partial_json": piece},
+                            },
+                        )
+                    )
             events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
-        events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                         "usage": {"output_tokens": out_n}}))
+        events.append(
+            (
+                "message_delta",
+                {
+                    "type": "message_delta",
+                    "delta": {"stop_reason": stop, "stop_sequence": None},
+                    "usage": {"output_tokens": out_n},
+                },
+            )
+        )
         events.append(("message_stop", {"type": "message_stop"}))
         self._sse(events)

@@ -73,12 +73,19 @@ class OTLPSink(trace_service_pb2_grpc.TraceServiceServicer):
             resource = {kv.key: decode_value(kv.value) for kv in rs.resource.attributes}
             for ss in rs.scope_spans:
                 for s in ss.spans:
-                    spans.append(SinkSpan(
-                        name=s.name, trace_id=s.trace_id.hex(), span_id=s.span_id.hex(),
-                        parent_span_id=s.parent_span_id.hex(), kind=s.kind, status_code=s.status.code,
-                        attributes={kv.key: decode_value(kv.value) for kv in s.attributes},
-                        resource=resource, scope=ss.scope.name,
-                    ))
+                    spans.append(
+                        SinkSpan(
+                            name=s.name,
+                            trace_id=s.trace_id.hex(),
+                            span_id=s.span_id.hex(),
+                            parent_span_id=s.parent_span_id.hex(),
+                            kind=s.kind,
+                            status_code=s.status.code,
+                            attributes={kv.key: decode_value(kv.value) for kv in s.attributes},
+                            resource=resource,
+                            scope=ss.scope.name,
+                        )
+                    )
         with self._cond:
             self.requests.append(request)
             self._spans.extend(spans)

@@ -87,8 +87,9 @@ def mixed_rows(tiny_model) -> list[dict]:
             word = WORDS[task] if good else WORDS[(task + 1) % 4]
             extra = {}
             if rollout >= 2:  # the serving side returned ids (and, for one, logprobs)
-                p_ids = tok.apply_chat_template(task_prompt(task), add_generation_prompt=True, tokenize=True,
-                                                return_dict=False)
+                p_ids = tok.apply_chat_template(
+                    task_prompt(task), add_generation_prompt=True, tokenize=True, return_dict=False
+                )
                 c_ids = tok(word, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
                 extra = {R.PROMPT_TOKEN_IDS: list(p_ids), R.COMPLETION_TOKEN_IDS: c_ids}
                 if rollout == 3:

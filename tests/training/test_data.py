@@ -21,8 +21,10 @@ def test_reads_parquet_file_dir_and_jsonl(mixed_rows, kit, tmp_path):
 def test_converter_output_root_reads_call_rows_only(mixed_rows, kit, tmp_path):
     kit.write_rows(mixed_rows, tmp_path / "rows-parquet" / "part-0-0.parquet")
     kit.write_rows(mixed_rows[:8], tmp_path / "lightningrl" / "part-0-0.parquet")  # a view of the same calls
-    kit.write_rows([{"prompt": r["prompt"], "completion": r["completion"]} for r in mixed_rows[:4]],
-                   tmp_path / "sft" / "part-0-0.jsonl")
+    kit.write_rows(
+        [{"prompt": r["prompt"], "completion": r["completion"]} for r in mixed_rows[:4]],
+        tmp_path / "sft" / "part-0-0.jsonl",
+    )
     assert len(D.load_dataset_source(str(tmp_path))) == 16
 
 
@@ -41,7 +43,9 @@ def test_views(mixed_rows):
 
     ds = datasets.Dataset.from_list(mixed_rows)
     sft = D.sft_view(ds, 0.5)
-    assert len(sft) == 8 and all(r["completion"][0]["content"] in ("red", "green", "blue", "gold") for r in sft)
+    assert len(sft) == 8 and all(
+        r["completion"][0]["content"] in ("red", "green", "blue", "gold") for r in sft
+    )
     kto = D.kto_view(ds, "advantage", 0.5)
     assert sum(kto["label"]) == 8 and len(kto) == 16
     dpo = D.dpo_view(ds, 0.0)

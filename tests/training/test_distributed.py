@@ -22,12 +22,34 @@ def test_lightningrl_under_torchrun_with_two_processes(tiny_model, mixed_rows, k
     with socket.socket() as s:  # torchrun's static rendezvous needs a concrete port
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
-    cmd = [torchrun, "--nproc_per_node", "2", "--master_addr", "127.0.0.1", "--master_port", port, "-m", "lightspan.cli",
-           "train", "--algo", "lightningrl", "--model", tiny_model, "--data", str(data.parent), "--output", str(out),
-           "--max-steps", "2", "--batch-size", "2"]
+    cmd = [
+        torchrun,
+        "--nproc_per_node",
+        "2",
+        "--master_addr",
+        "127.0.0.1",
+        "--master_port",
+        port,
+        "-m",
+        "lightspan.cli",
+        "train",
+        "--algo",
+        "lightningrl",
+        "--model",
+        tiny_model,
+        "--data",
+        str(data.parent),
+        "--output",
+        str(out),
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+    ]
     # Own process group: on a timeout, the worker processes die with torchrun instead of lingering.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+    )
     try:
         stdout, stderr = proc.communicate(timeout=240)
     except subprocess.TimeoutExpired:

@@ -28,7 +28,11 @@ def _load(path):
 
 
 def _prompt_ids(tok, task, kit):
-    return list(tok.apply_chat_template(kit.task_prompt(task), add_generation_prompt=True, tokenize=True, return_dict=False))
+    return list(
+        tok.apply_chat_template(
+            kit.task_prompt(task), add_generation_prompt=True, tokenize=True, return_dict=False
+        )
+    )
 
 
 @torch.no_grad()
@@ -55,9 +59,20 @@ def _sample_rows(model, tok, cand, gen, kit):
         behaviour = logp.gather(-1, c_ids.unsqueeze(-1)).squeeze(-1)
         for k, pick in enumerate(picks):
             word = kit.WORDS[pick]
-            rows.append(kit.call_row(task, k, word, rewards.exact_match(word, ANSWER), 0.0, **{
-                R.PROMPT_TOKEN_IDS: p_ids, R.COMPLETION_TOKEN_IDS: c_ids[k].tolist(),
-                R.COMPLETION_LOGPROBS: behaviour[k].tolist()}))
+            rows.append(
+                kit.call_row(
+                    task,
+                    k,
+                    word,
+                    rewards.exact_match(word, ANSWER),
+                    0.0,
+                    **{
+                        R.PROMPT_TOKEN_IDS: p_ids,
+                        R.COMPLETION_TOKEN_IDS: c_ids[k].tolist(),
+                        R.COMPLETION_LOGPROBS: behaviour[k].tolist(),
+                    },
+                )
+            )
     return rewards.group_advantages(rows)
 
 
@@ -75,11 +90,20 @@ def test_lightningrl_raises_mean_reward(tiny_model, tmp_path, kit):
     path = tiny_model
     for rnd in range(ROUNDS):
         data = kit.write_rows(rows, tmp_path / f"round{rnd}" / "calls.parquet")
-        result = train(TrainConfig(
-            algo="lightningrl", model=path, data=str(data.parent), output_dir=str(tmp_path / f"run{rnd}"),
-            learning_rate=3e-3, num_train_epochs=1, per_device_train_batch_size=16, save_steps=1000,
-            seed=rnd, progress=False,
-        ))
+        result = train(
+            TrainConfig(
+                algo="lightningrl",
+                model=path,
+                data=str(data.parent),
+                output_dir=str(tmp_path / f"run{rnd}"),
+                learning_rate=3e-3,
+                num_train_epochs=1,
+                per_device_train_batch_size=16,
+                save_steps=1000,
+                seed=rnd,
+                progress=False,
+            )
+        )
         assert result.steps == SAMPLES_PER_TASK * N_TASKS // 16
         assert result.metrics["rl/off_policy_frac"] == 1.0  # the spans' behaviour logprobs were used
         path = result.model_path
@@ -88,7 +112,9 @@ def test_lightningrl_raises_mean_reward(tiny_model, tmp_path, kit):
 
     after_exact = _candidate_probs(model, tok, cand, kit)[:, right].mean().item()
     after_sampled = sum(r[R.REWARD] for r in rows) / len(rows)
-    print(f"mean reward exact {before_exact:.3f} -> {after_exact:.3f}, sampled {before_sampled:.3f} -> {after_sampled:.3f}")
+    print(
+        f"mean reward exact {before_exact:.3f} -> {after_exact:.3f}, sampled {before_sampled:.3f} -> {after_sampled:.3f}"
+    )
     assert 0.15 < before_exact < 0.35  # random init: about 1/4
     assert after_exact > before_exact + 0.3
     assert after_sampled > before_sampled + 0.2

@@ -27,9 +27,15 @@ def test_span_token_ids_are_used_without_retokenizing(mixed_rows, model_tok):
     samples, counts = tokenize_rows([row, mixed_rows[0], mixed_rows[3]], tok, max_length=64)
     assert samples[0]["input_ids"] == [7, 8, 9, 10, 11] and samples[0]["prompt_len"] == 3
     assert samples[1]["input_ids"][-1] == tok.eos_token_id  # template path ends at end-of-turn
-    assert tok.decode(samples[1]["input_ids"][samples[1]["prompt_len"]:]) == "red<|im_end|>"
+    assert tok.decode(samples[1]["input_ids"][samples[1]["prompt_len"] :]) == "red<|im_end|>"
     assert samples[2]["old_logprobs"] is not None
-    assert counts == {"from_spans": 2, "from_template": 1, "with_logprobs": 1, "dropped_empty": 0, "truncated": 0}
+    assert counts == {
+        "from_spans": 2,
+        "from_template": 1,
+        "with_logprobs": 1,
+        "dropped_empty": 0,
+        "truncated": 0,
+    }
 
 
 def test_logprobs_of_wrong_length_fall_back_to_on_policy(mixed_rows, model_tok):
@@ -40,10 +46,12 @@ def test_logprobs_of_wrong_length_fall_back_to_on_policy(mixed_rows, model_tok):
 
 
 def _trainer(model, tok, rows, tmp_path, **kw):
-    args = LightningRLConfig(output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none",
-                             disable_tqdm=True, **kw)
-    return LightningRLTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_list(rows),
-                              processing_class=tok)
+    args = LightningRLConfig(
+        output_dir=str(tmp_path), use_cpu=True, bf16=False, report_to="none", disable_tqdm=True, **kw
+    )
+    return LightningRLTrainer(
+        model=model, args=args, train_dataset=datasets.Dataset.from_list(rows), processing_class=tok
+    )
 
 
 def test_on_policy_loss_is_minus_mean_advantage_and_padding_free_matches(mixed_rows, model_tok, tmp_path):
@@ -68,7 +76,9 @@ def test_on_policy_loss_is_minus_mean_advantage_and_padding_free_matches(mixed_r
 def test_ratio_above_clip_stops_the_gradient(mixed_rows, model_tok, tmp_path):
     model, tok = model_tok
     row = dict(mixed_rows[3], advantage=1.0, completion_logprobs=None)
-    row["completion_logprobs"] = [-50.0] * len(row["completion_token_ids"])  # behaviour far less likely: ratio >> 1
+    row["completion_logprobs"] = [-50.0] * len(
+        row["completion_token_ids"]
+    )  # behaviour far less likely: ratio >> 1
     trainer = _trainer(model, tok, [row], tmp_path, clip_epsilon=0.2)
     batch = LightningRLCollator(tok.pad_token_id)(trainer.train_dataset.items)
     model.zero_grad()

@@ -30,7 +30,9 @@ def test_format_score_checks_pattern_json_and_length():
     assert rewards.format_score("<answer>4</answer>", pattern=r"<answer>.*</answer>") == 1.0
     assert rewards.format_score("4", pattern=r"<answer>.*</answer>") == 0.5
     assert rewards.format_score('{"name": "x", "arguments": {}}', json_keys=["name", "arguments"]) == 1.0
-    assert rewards.format_score('{"name": "x"}', json_keys=["name", "arguments"], max_chars=5) == pytest.approx(1 / 3)
+    assert rewards.format_score(
+        '{"name": "x"}', json_keys=["name", "arguments"], max_chars=5
+    ) == pytest.approx(1 / 3)
 
 
 @pytest.fixture()
@@ -50,12 +52,20 @@ def test_sql_execution_match_compares_results_not_text(sales_db):
     truth = "SELECT region, SUM(amount) FROM sales GROUP BY region"
     same = "```sql\nselect region, sum(amount) as s from sales group by 1\n```"
     assert rewards.sql_execution_match(same, truth, database=sales_db) == 1.0
-    assert rewards.sql_execution_match("SELECT region, MAX(amount) FROM sales GROUP BY region", truth,
-                                       database=sales_db) == 0.0
+    assert (
+        rewards.sql_execution_match(
+            "SELECT region, MAX(amount) FROM sales GROUP BY region", truth, database=sales_db
+        )
+        == 0.0
+    )
     assert rewards.sql_execution_match("SELEC nonsense", truth, database=sales_db) == 0.0
     ordered = "SELECT region FROM sales GROUP BY region ORDER BY region DESC"
-    assert rewards.sql_execution_match("SELECT region FROM sales GROUP BY region ORDER BY region", ordered,
-                                       database=sales_db) == 0.0
+    assert (
+        rewards.sql_execution_match(
+            "SELECT region FROM sales GROUP BY region ORDER BY region", ordered, database=sales_db
+        )
+        == 0.0
+    )
     with pytest.raises(ValueError, match="ground-truth SQL does not run"):
         rewards.sql_execution_match("SELECT 1", "SELECT * FROM missing", database=sales_db)
 
@@ -66,10 +76,12 @@ def test_sql_reward_never_writes(sales_db):
 
 
 def test_weighted_spider_style_combination(sales_db):
-    spider = rewards.weighted({
-        functools.partial(rewards.sql_execution_match, database=sales_db): 0.7,
-        functools.partial(rewards.is_valid_sql, database=sales_db): 0.3,
-    })
+    spider = rewards.weighted(
+        {
+            functools.partial(rewards.sql_execution_match, database=sales_db): 0.7,
+            functools.partial(rewards.is_valid_sql, database=sales_db): 0.3,
+        }
+    )
     truth = "SELECT COUNT(*) FROM sales"
     assert spider("SELECT COUNT(*) FROM sales", truth) == pytest.approx(1.0)
     assert spider("SELECT 2", truth) == pytest.approx(0.3)
@@ -87,11 +99,26 @@ def test_weighted_normalizes_weights_and_rejects_bad_ones():
 
 def test_score_rows_after_the_fact_then_group_advantages():
     rows = [
-        {"rollout_id": "a", "task_id": "t", "step": 0, "completion": [{"role": "assistant", "content": "search"}]},
-        {"rollout_id": "a", "task_id": "t", "step": 1, "is_last": True,
-         "completion": [{"role": "assistant", "content": "Paris"}]},
-        {"rollout_id": "b", "task_id": "t", "step": 0, "is_last": True,
-         "completion": [{"role": "assistant", "content": "Rome"}]},
+        {
+            "rollout_id": "a",
+            "task_id": "t",
+            "step": 0,
+            "completion": [{"role": "assistant", "content": "search"}],
+        },
+        {
+            "rollout_id": "a",
+            "task_id": "t",
+            "step": 1,
+            "is_last": True,
+            "completion": [{"role": "assistant", "content": "Paris"}],
+        },
+        {
+            "rollout_id": "b",
+            "task_id": "t",
+            "step": 0,
+            "is_last": True,
+            "completion": [{"role": "assistant", "content": "Rome"}],
+        },
         {"rollout_id": "c", "task_id": "unknown", "step": 0, "completion": "x", "reward": 0.3},
     ]
     scored = rewards.score_rows(rows, rewards.exact_match, {"t": "paris"})

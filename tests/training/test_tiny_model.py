@@ -13,9 +13,13 @@ def test_tiny_model_loads_offline_and_renders_chat(tiny_model):
     model = AutoModelForCausalLM.from_pretrained(tiny_model)
     msgs = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Which color is task 3?"}]
     text = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    assert text == ("<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhich color is task 3?<|im_end|>\n"
-                    "<|im_start|>assistant\n")
-    assert tok.eos_token == "<|im_end|>" and tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
+    assert text == (
+        "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nWhich color is task 3?<|im_end|>\n"
+        "<|im_start|>assistant\n"
+    )
+    assert (
+        tok.eos_token == "<|im_end|>" and tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
+    )
     assert model.config.eos_token_id == tok.eos_token_id == model.generation_config.eos_token_id
     assert model.config.vocab_size == len(tok)
     ids = tok(text, add_special_tokens=False)["input_ids"]
@@ -24,7 +28,9 @@ def test_tiny_model_loads_offline_and_renders_chat(tiny_model):
 
 
 def test_rewards_import_stays_light():
-    code = ("import sys; from lightspan.training import rewards; import lightspan.training as t; "
-            "assert rewards.exact_match('a', 'a') == 1.0; "
-            "assert not {'torch', 'transformers', 'trl'} & set(sys.modules), sorted(sys.modules)")
+    code = (
+        "import sys; from lightspan.training import rewards; import lightspan.training as t; "
+        "assert rewards.exact_match('a', 'a') == 1.0; "
+        "assert not {'torch', 'transformers', 'trl'} & set(sys.modules), sorted(sys.modules)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

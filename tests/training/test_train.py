@@ -12,13 +12,23 @@ from lightspan.training.metrics import read_metrics
 
 
 def _config(tiny_model, data, out, **kw):
-    base = dict(model=tiny_model, data=str(data), output_dir=str(out), max_steps=2, per_device_train_batch_size=4,
-                learning_rate=1e-3, save_steps=2, progress=False, max_length=128)
+    base = dict(
+        model=tiny_model,
+        data=str(data),
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=4,
+        learning_rate=1e-3,
+        save_steps=2,
+        progress=False,
+        max_length=128,
+    )
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize(("algo", "fmt"), [("lightningrl", "parquet"), ("sft", "jsonl"), ("kto", "parquet"),
-                                          ("dpo", "jsonl")])
+@pytest.mark.parametrize(
+    ("algo", "fmt"), [("lightningrl", "parquet"), ("sft", "jsonl"), ("kto", "parquet"), ("dpo", "jsonl")]
+)
 def test_each_algorithm_trains_and_saves_a_loadable_model(algo, fmt, tiny_model, mixed_rows, kit, tmp_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -34,8 +44,9 @@ def test_each_algorithm_trains_and_saves_a_loadable_model(algo, fmt, tiny_model,
     assert result.checkpoints[-1].endswith("checkpoint-2")
     model = AutoModelForCausalLM.from_pretrained(result.model_path)
     tok = AutoTokenizer.from_pretrained(result.model_path)
-    ids = tok.apply_chat_template(kit.task_prompt(0), add_generation_prompt=True, return_tensors="pt",
-                                  return_dict=True)
+    ids = tok.apply_chat_template(
+        kit.task_prompt(0), add_generation_prompt=True, return_tensors="pt", return_dict=True
+    )
     out = model.generate(**ids, max_new_tokens=3, do_sample=False)
     assert out.shape[1] > ids["input_ids"].shape[1]
 
@@ -44,7 +55,9 @@ def test_checkpoint_resume_continues_the_step_count(tiny_model, mixed_rows, kit,
     data = kit.write_rows(mixed_rows, tmp_path / "calls.parquet")
     first = train(_config(tiny_model, data, tmp_path / "out", max_steps=2, save_steps=1))
     assert [p.rsplit("-", 1)[1] for p in first.checkpoints] == ["1", "2"]
-    second = train(_config(tiny_model, data, tmp_path / "out", max_steps=4, save_steps=1, resume_from_checkpoint=True))
+    second = train(
+        _config(tiny_model, data, tmp_path / "out", max_steps=4, save_steps=1, resume_from_checkpoint=True)
+    )
     assert second.steps == 4
     resumed = [r["step"] for r in read_metrics(second.metrics_path) if "loss" in r]
     assert resumed == [1, 2, 3, 4]  # steps 1-2 from the first run, 3-4 after resuming at checkpoint-2
@@ -58,8 +71,9 @@ def test_lora_adapter_saves_and_loads(tiny_model, mixed_rows, kit, tmp_path):
     from transformers import AutoModelForCausalLM
 
     data = kit.write_rows(mixed_rows, tmp_path / "calls.parquet")
-    result = train(_config(tiny_model, data, tmp_path / "out", lora=True, lora_r=4, lora_alpha=8,
-                           learning_rate=5e-2))
+    result = train(
+        _config(tiny_model, data, tmp_path / "out", lora=True, lora_r=4, lora_alpha=8, learning_rate=5e-2)
+    )
     assert result.adapter_path and result.model_path.endswith("merged")
     base = AutoModelForCausalLM.from_pretrained(tiny_model)
     with_adapter = PeftModel.from_pretrained(base, result.adapter_path).eval()
@@ -79,16 +93,39 @@ def test_cli_trains_from_yaml_with_flag_overrides(tiny_model, mixed_rows, kit, t
 
     data = kit.write_rows(mixed_rows, tmp_path / "data" / "calls.parquet")
     cfg = tmp_path / "train.yaml"
-    cfg.write_text(yaml.safe_dump({"model": tiny_model, "data": str(data.parent), "max_steps": 5,
-                                   "per_device_train_batch_size": 4, "save_steps": 10, "max_length": 64}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "model": tiny_model,
+                "data": str(data.parent),
+                "max_steps": 5,
+                "per_device_train_batch_size": 4,
+                "save_steps": 10,
+                "max_length": 64,
+            }
+        )
+    )
     runner = CliRunner()
-    res = runner.invoke(cli, ["train", "--config", str(cfg), "--max-steps", "1", "--output", str(tmp_path / "o"),
-                              "--no-progress"])
+    res = runner.invoke(
+        cli,
+        ["train", "--config", str(cfg), "--max-steps", "1", "--output", str(tmp_path / "o"), "--no-progress"],
+    )
     assert res.exit_code == 0, res.output
     assert '"steps": 1' in res.output
     assert (tmp_path / "o" / "final" / "model.safetensors").is_file()
     bad = runner.invoke(cli, ["train", "--model", tiny_model, "--data", str(data), "--batch-size", "0"])
     assert bad.exit_code == 2 and "per_device_train_batch_size must be a positive integer" in bad.output
-    missing = runner.invoke(cli, ["train", "--model", tiny_model, "--data", str(tmp_path / "none"),
-                                  "--output", str(tmp_path / "o2"), "--no-progress"])
+    missing = runner.invoke(
+        cli,
+        [
+            "train",
+            "--model",
+            tiny_model,
+            "--data",
+            str(tmp_path / "none"),
+            "--output",
+            str(tmp_path / "o2"),
+            "--no-progress",
+        ],
+    )
     assert missing.exit_code == 1 and "neither an existing file/directory nor a DSN" in missing.output

@@ -27,7 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "convert",
     ),
     "train": ("lightspan.training.cli:train", "Train a policy on converted trajectories with TRL.", "train"),
-    "serve": ("lightspan.serving.cli:serve", "Serve a local checkpoint behind an OpenAI-compatible endpoint.", "serve"),
+    "serve": (
+        "lightspan.serving.cli:serve",
+        "Serve a local checkpoint behind an OpenAI-compatible endpoint.",
+        "serve",
+    ),
     "demo": (
         "lightspan.demo.cli:demo",
         "Run the whole loop on the embedded default: agent, collector, convert, train.",
@@ -64,7 +68,9 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(__version__, prog_name="lightspan")
 def cli() -> None:
     """lightspan: agent executions -> OpenTelemetry spans -> ClickHouse -> trajectories -> TRL training."""

@@ -21,7 +21,8 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         doc = {
-            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -34,34 +35,126 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str, fmt: str) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if fmt == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
 
 
 @click.command("collector", context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), envvar=env.LIGHTSPAN_COLLECTOR_CONFIG, help="YAML config file.")
-@click.option("--dsn", envvar=env.LIGHTSPAN_CLICKHOUSE_DSN, help="ClickHouse: chdb:///dir or http://host:8123/db (default: embedded).")
-@click.option("--data-dir", envvar=env.LIGHTSPAN_DATA_DIR, help="Embedded store directory (default ~/.lightspan/data).")
-@click.option("--grpc-endpoint", envvar=env.LIGHTSPAN_GRPC_ENDPOINT, help="OTLP/gRPC listen address (default 0.0.0.0:4317; 'off' disables).")
-@click.option("--http-endpoint", envvar=env.LIGHTSPAN_HTTP_ENDPOINT, help="OTLP/HTTP listen address (default 0.0.0.0:4318; 'off' disables).")
-@click.option("--query-endpoint", envvar=env.LIGHTSPAN_QUERY_ENDPOINT, help="ClickHouse HTTP query interface for the embedded store (default 127.0.0.1:8123; 'off' disables).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar=env.LIGHTSPAN_COLLECTOR_CONFIG,
+    help="YAML config file.",
+)
+@click.option(
+    "--dsn",
+    envvar=env.LIGHTSPAN_CLICKHOUSE_DSN,
+    help="ClickHouse: chdb:///dir or http://host:8123/db (default: embedded).",
+)
+@click.option(
+    "--data-dir", envvar=env.LIGHTSPAN_DATA_DIR, help="Embedded store directory (default ~/.lightspan/data)."
+)
+@click.option(
+    "--grpc-endpoint",
+    envvar=env.LIGHTSPAN_GRPC_ENDPOINT,
+    help="OTLP/gRPC listen address (default 0.0.0.0:4317; 'off' disables).",
+)
+@click.option(
+    "--http-endpoint",
+    envvar=env.LIGHTSPAN_HTTP_ENDPOINT,
+    help="OTLP/HTTP listen address (default 0.0.0.0:4318; 'off' disables).",
+)
+@click.option(
+    "--query-endpoint",
+    envvar=env.LIGHTSPAN_QUERY_ENDPOINT,
+    help="ClickHouse HTTP query interface for the embedded store (default 127.0.0.1:8123; 'off' disables).",
+)
 @click.option("--spool-dir", envvar=env.LIGHTSPAN_SPOOL_DIR, help="Write-ahead spool directory.")
-@click.option("--auth-token", envvar=env.LIGHTSPAN_AUTH_TOKEN, help="Require 'Authorization: Bearer <token>' from clients.")
-@click.option("--tls-cert", envvar=env.LIGHTSPAN_TLS_CERT, type=click.Path(exists=True, dir_okay=False), help="PEM certificate (enables TLS).")
-@click.option("--tls-key", envvar=env.LIGHTSPAN_TLS_KEY, type=click.Path(exists=True, dir_okay=False), help="PEM private key.")
-@click.option("--batch-max-spans", type=click.IntRange(min=1), envvar=env.LIGHTSPAN_BATCH_MAX_SPANS, help="Spans per insert at most.")
-@click.option("--batch-timeout", "batch_timeout_s", type=click.FloatRange(min=0, min_open=True), envvar=env.LIGHTSPAN_BATCH_TIMEOUT, help="Seconds before a partial batch is written.")
-@click.option("--queue-max-spans", type=click.IntRange(min=1), envvar=env.LIGHTSPAN_QUEUE_MAX_SPANS, help="Spans in memory before backpressure.")
-@click.option("--max-request-bytes", type=click.IntRange(min=1), envvar=env.LIGHTSPAN_MAX_REQUEST_BYTES, help="Largest export (after decompression).")
-@click.option("--max-attribute-bytes", type=click.IntRange(min=0), envvar=env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES, help="Per-attribute size limit (0 = none).")
-@click.option("--redact-drop", envvar=env.LIGHTSPAN_REDACT_DROP, help="Comma-separated attribute keys/patterns to drop.")
-@click.option("--redact-hash", envvar=env.LIGHTSPAN_REDACT_HASH, help="Comma-separated attribute keys/patterns to hash.")
-@click.option("--no-fsync", "no_fsync", is_flag=True, default=False, help="Do not fsync the spool before acknowledging (unsafe).")
-@click.option("--log-level", envvar=env.LIGHTSPAN_LOG_LEVEL, default="info", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False), show_default=True)
-@click.option("--log-format", envvar=env.LIGHTSPAN_LOG_FORMAT, default="json", type=click.Choice(["json", "text"]), show_default=True)
-def collector(config_path: str | None, no_fsync: bool, log_level: str, log_format: str, **options: object) -> None:
+@click.option(
+    "--auth-token",
+    envvar=env.LIGHTSPAN_AUTH_TOKEN,
+    help="Require 'Authorization: Bearer <token>' from clients.",
+)
+@click.option(
+    "--tls-cert",
+    envvar=env.LIGHTSPAN_TLS_CERT,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM certificate (enables TLS).",
+)
+@click.option(
+    "--tls-key",
+    envvar=env.LIGHTSPAN_TLS_KEY,
+    type=click.Path(exists=True, dir_okay=False),
+    help="PEM private key.",
+)
+@click.option(
+    "--batch-max-spans",
+    type=click.IntRange(min=1),
+    envvar=env.LIGHTSPAN_BATCH_MAX_SPANS,
+    help="Spans per insert at most.",
+)
+@click.option(
+    "--batch-timeout",
+    "batch_timeout_s",
+    type=click.FloatRange(min=0, min_open=True),
+    envvar=env.LIGHTSPAN_BATCH_TIMEOUT,
+    help="Seconds before a partial batch is written.",
+)
+@click.option(
+    "--queue-max-spans",
+    type=click.IntRange(min=1),
+    envvar=env.LIGHTSPAN_QUEUE_MAX_SPANS,
+    help="Spans in memory before backpressure.",
+)
+@click.option(
+    "--max-request-bytes",
+    type=click.IntRange(min=1),
+    envvar=env.LIGHTSPAN_MAX_REQUEST_BYTES,
+    help="Largest export (after decompression).",
+)
+@click.option(
+    "--max-attribute-bytes",
+    type=click.IntRange(min=0),
+    envvar=env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES,
+    help="Per-attribute size limit (0 = none).",
+)
+@click.option(
+    "--redact-drop", envvar=env.LIGHTSPAN_REDACT_DROP, help="Comma-separated attribute keys/patterns to drop."
+)
+@click.option(
+    "--redact-hash", envvar=env.LIGHTSPAN_REDACT_HASH, help="Comma-separated attribute keys/patterns to hash."
+)
+@click.option(
+    "--no-fsync",
+    "no_fsync",
+    is_flag=True,
+    default=False,
+    help="Do not fsync the spool before acknowledging (unsafe).",
+)
+@click.option(
+    "--log-level",
+    envvar=env.LIGHTSPAN_LOG_LEVEL,
+    default="info",
+    type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+    show_default=True,
+)
+@click.option(
+    "--log-format",
+    envvar=env.LIGHTSPAN_LOG_FORMAT,
+    default="json",
+    type=click.Choice(["json", "text"]),
+    show_default=True,
+)
+def collector(
+    config_path: str | None, no_fsync: bool, log_level: str, log_format: str, **options: object
+) -> None:
     """Run the OTLP collector (gRPC 4317, HTTP 4318) into ClickHouse (embedded chDB by default).
 
     Point agents at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317. Readers in other
@@ -98,4 +191,6 @@ def collector(config_path: str | None, no_fsync: bool, log_level: str, log_forma
         pass
     flushed = service.stop(timeout=30)
     if not flushed:
-        raise click.ClickException("stopped before everything was written; the spool replays it on the next start")
+        raise click.ClickException(
+            "stopped before everything was written; the spool replays it on the next start"
+        )

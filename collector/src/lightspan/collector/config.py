@@ -85,7 +85,13 @@ class CollectorConfig:
                 setattr(self, name, _endpoint(getattr(self, name)))
             except ValueError as exc:
                 raise ValueError(f"{name}: {exc}") from None
-        for name in ("batch_max_spans", "queue_max_spans", "max_request_bytes", "grpc_workers", "spool_segment_bytes"):
+        for name in (
+            "batch_max_spans",
+            "queue_max_spans",
+            "max_request_bytes",
+            "grpc_workers",
+            "spool_segment_bytes",
+        ):
             if int(getattr(self, name)) <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
         if self.queue_max_spans < self.batch_max_spans:
@@ -94,7 +100,9 @@ class CollectorConfig:
                 "raise queue_max_spans or lower batch_max_spans."
             )
         if self.max_attribute_bytes < 0:
-            raise ValueError(f"max_attribute_bytes must be >= 0 (0 = no limit), got {self.max_attribute_bytes}")
+            raise ValueError(
+                f"max_attribute_bytes must be >= 0 (0 = no limit), got {self.max_attribute_bytes}"
+            )
         if self.batch_timeout_s <= 0:
             raise ValueError(f"batch_timeout_s must be > 0, got {self.batch_timeout_s}")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -125,7 +133,9 @@ class CollectorConfig:
         path = path or env_str(env.LIGHTSPAN_COLLECTOR_CONFIG)
         file = None
         if path:
-            file = SettingsFile(path, parse=_yaml_load, format="YAML", label="collector config", section="collector")
+            file = SettingsFile(
+                path, parse=_yaml_load, format="YAML", label="collector config", section="collector"
+            )
         values = load_settings(
             parsers_for(cls), file=file, env=_ENV, overrides=overrides, order=("env", "file", "overrides")
         )

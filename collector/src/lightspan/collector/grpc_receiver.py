@@ -42,8 +42,12 @@ class GrpcReceiver:
             ],
             maximum_concurrent_rpcs=workers * 4,
         )
-        handler = grpc.unary_unary_rpc_method_handler(self._export, request_deserializer=None, response_serializer=None)
-        self.server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),))
+        handler = grpc.unary_unary_rpc_method_handler(
+            self._export, request_deserializer=None, response_serializer=None
+        )
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
+        )
         if tls_cert:
             with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
                 creds = grpc.ssl_server_credentials([(k.read(), c.read())])
@@ -79,7 +83,9 @@ class GrpcReceiver:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         except Unavailable as exc:
             metrics.requests.labels("grpc", "UNAVAILABLE").inc()
-            context.set_trailing_metadata((("grpc-status-details-bin", _retry_details(str(exc), exc.retry_after_s)),))
+            context.set_trailing_metadata(
+                (("grpc-status-details-bin", _retry_details(str(exc), exc.retry_after_s)),)
+            )
             context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception as exc:
             _log.exception("OTLP/gRPC export failed")

@@ -59,7 +59,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def _status(self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> None:
+    def _status(
+        self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None
+    ) -> None:
         from google.rpc import status_pb2
 
         grpc_code = {400: 3, 401: 16, 413: 8, 415: 3, 503: 14, 404: 5, 405: 12}.get(status, 13)
@@ -82,7 +84,11 @@ class _Handler(BaseHTTPRequestHandler):
 
             self._send(200, self.server.ingestor.metrics.render(), CONTENT_TYPE_LATEST)
         else:
-            self._send(404, b'{"error":"not found: use POST /v1/traces, POST /v1/rewards, /healthz, /readyz, /metrics"}', JSON)
+            self._send(
+                404,
+                b'{"error":"not found: use POST /v1/traces, POST /v1/rewards, /healthz, /readyz, /metrics"}',
+                JSON,
+            )
 
     def do_POST(self) -> None:  # noqa: N802
         path = self.path.split("?", 1)[0]
@@ -98,7 +104,9 @@ class _Handler(BaseHTTPRequestHandler):
             return self._status(400, "Content-Length is required and must be a number", as_json)
         if length > limit:
             self.close_connection = True
-            return self._status(413, f"request of {length} bytes is larger than the limit of {limit}", as_json)
+            return self._status(
+                413, f"request of {length} bytes is larger than the limit of {limit}", as_json
+            )
         body = self.rfile.read(length)
         if path not in ("/v1/traces", "/v1/rewards"):
             return self._status(404, f"no endpoint {path}: use /v1/traces or /v1/rewards", as_json)
@@ -113,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
                 self.server.ingestor.metrics.requests.labels("http", "200").inc()
                 return self._send(200, json.dumps({"accepted": result.accepted}).encode(), JSON)
             if ctype not in (PROTOBUF, JSON, "application/protobuf"):
-                return self._status(415, f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}", as_json)
+                return self._status(
+                    415, f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}", as_json
+                )
             result = ingestor.traces(body, transport="http", json_body=as_json)
         except Unauthenticated as exc:
             return self._status(401, str(exc), as_json, {"WWW-Authenticate": "Bearer"})
@@ -135,7 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
         if as_json:
             doc: dict[str, Any] = {}
             if result.rejected:
-                doc["partialSuccess"] = {"rejectedSpans": str(result.rejected), "errorMessage": result.error_message}
+                doc["partialSuccess"] = {
+                    "rejectedSpans": str(result.rejected),
+                    "errorMessage": result.error_message,
+                }
             return self._send(200, json.dumps(doc).encode(), JSON)
         resp = ExportTraceServiceResponse()
         if result.rejected:
@@ -172,7 +185,10 @@ class HttpReceiver:
 
     def start(self) -> None:
         self._thread = threading.Thread(
-            target=self.server.serve_forever, name="lightspan-otlp-http", kwargs={"poll_interval": 0.2}, daemon=True
+            target=self.server.serve_forever,
+            name="lightspan-otlp-http",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
         )
         self._thread.start()
 

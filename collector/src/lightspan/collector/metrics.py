@@ -15,23 +15,34 @@ class Metrics:
 
         r = self.registry = CollectorRegistry()
         self.received = Counter("lightspan_spans_received", "Spans received.", ["transport"], registry=r)
-        self.accepted = Counter("lightspan_spans_accepted", "Spans acknowledged (spooled).", ["transport"], registry=r)
+        self.accepted = Counter(
+            "lightspan_spans_accepted", "Spans acknowledged (spooled).", ["transport"], registry=r
+        )
         self.rejected = Counter(
             "lightspan_spans_rejected", "Spans refused, by reason.", ["transport", "reason"], registry=r
         )
         self.spooled_bytes = Counter("lightspan_spool_bytes", "Bytes appended to the spool.", registry=r)
         self.written = Counter("lightspan_spans_written", "Spans committed to ClickHouse.", registry=r)
-        self.rewards_written = Counter("lightspan_rewards_written", "Rewards committed to ClickHouse.", registry=r)
-        self.insert_errors = Counter("lightspan_insert_errors", "Failed ClickHouse inserts (retried).", registry=r)
+        self.rewards_written = Counter(
+            "lightspan_rewards_written", "Rewards committed to ClickHouse.", registry=r
+        )
+        self.insert_errors = Counter(
+            "lightspan_insert_errors", "Failed ClickHouse inserts (retried).", registry=r
+        )
         self.batch_latency = Histogram(
             "lightspan_batch_write_seconds",
             "Seconds per ClickHouse insert.",
             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
             registry=r,
         )
-        self.queue_depth = Gauge("lightspan_queue_spans", "Spans waiting in memory for ClickHouse.", registry=r)
+        self.queue_depth = Gauge(
+            "lightspan_queue_spans", "Spans waiting in memory for ClickHouse.", registry=r
+        )
         self.requests = Counter(
-            "lightspan_requests", "Export requests by transport and outcome.", ["transport", "code"], registry=r
+            "lightspan_requests",
+            "Export requests by transport and outcome.",
+            ["transport", "code"],
+            registry=r,
         )
 
     def render(self) -> bytes:

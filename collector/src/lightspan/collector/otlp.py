@@ -188,7 +188,12 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
     scname, scver, sattr, dur = c["ScopeName"], c["ScopeVersion"], c["SpanAttributes"], c["Duration"]
     stcode, stmsg = c["StatusCode"], c["StatusMessage"]
     ev_ts, ev_name, ev_attr = c["Events.Timestamp"], c["Events.Name"], c["Events.Attributes"]
-    ln_tid, ln_sid, ln_ts, ln_attr = c["Links.TraceId"], c["Links.SpanId"], c["Links.TraceState"], c["Links.Attributes"]
+    ln_tid, ln_sid, ln_ts, ln_attr = (
+        c["Links.TraceId"],
+        c["Links.SpanId"],
+        c["Links.TraceState"],
+        c["Links.Attributes"],
+    )
     redact = redactor.apply if redactor is not None and redactor.active else None
     limit = redactor.limit if redactor is not None and redactor.max_attribute_bytes else None
     errors = out.errors
@@ -216,7 +221,9 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 name = span.name
                 events = span.events
-                if start > _MAX_TIMESTAMP or (events and max(e.time_unix_nano for e in events) > _MAX_TIMESTAMP):
+                if start > _MAX_TIMESTAMP or (
+                    events and max(e.time_unix_nano for e in events) > _MAX_TIMESTAMP
+                ):
                     out.rejected += 1
                     errors.append(f"span {name!r}: timestamps must be before 2262-04-11 (int64 nanoseconds)")
                     continue
@@ -270,5 +277,3 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
 
 def span_count(req: ExportTraceServiceRequest) -> int:
     return sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
-
-

@@ -43,7 +43,9 @@ class Redactor:
 
     def __post_init__(self) -> None:
         if self.max_attribute_bytes < 0:
-            raise ValueError(f"max_attribute_bytes must be >= 0 (0 = no limit), got {self.max_attribute_bytes}")
+            raise ValueError(
+                f"max_attribute_bytes must be >= 0 (0 = no limit), got {self.max_attribute_bytes}"
+            )
         self._drop_exact, self._drop_patterns = _split(self.drop)
         self._hash_exact, self._hash_patterns = _split(self.hash)
 

@@ -15,7 +15,18 @@ from typing import Any
 
 from lightspan.schemas import attributes as A
 
-_ALLOWED = {"rollout_id", "value", "name", "step", "task_id", "attempt", "span_id", "reward_id", "timestamp", "attributes"}
+_ALLOWED = {
+    "rollout_id",
+    "value",
+    "name",
+    "step",
+    "task_id",
+    "attempt",
+    "span_id",
+    "reward_id",
+    "timestamp",
+    "attributes",
+}
 
 
 class InvalidReward(ValueError):
@@ -83,7 +94,9 @@ def parse_rewards(body: bytes) -> list[dict[str, Any]]:
         }
         reward_id = _str(d, "reward_id", i)
         if not reward_id:
-            key = [row[k] for k in ("RolloutId", "TaskId", "Attempt", "Name", "Value", "Step", "TargetSpanId")]
+            key = [
+                row[k] for k in ("RolloutId", "TaskId", "Attempt", "Name", "Value", "Step", "TargetSpanId")
+            ]
             reward_id = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32]
         row["RewardId"] = reward_id
         out.append(row)

@@ -76,7 +76,9 @@ class Collector:
             sink: Any = ClickHouseSink(self.client, dsn.database, self.lock)
         else:
             sink = self._sink_override
-        self.spool = Spool(cfg.resolved_spool_dir, fsync=cfg.spool_fsync, segment_bytes=cfg.spool_segment_bytes)
+        self.spool = Spool(
+            cfg.resolved_spool_dir, fsync=cfg.spool_fsync, segment_bytes=cfg.spool_segment_bytes
+        )
         self.pipeline = Pipeline(
             sink,
             self.spool,
@@ -87,8 +89,12 @@ class Collector:
             retry_initial_s=cfg.retry_initial_s,
             retry_max_s=cfg.retry_max_s,
         )
-        redactor = Redactor(drop=cfg.redact_drop, hash=cfg.redact_hash, max_attribute_bytes=cfg.max_attribute_bytes)
-        self.ingestor = Ingestor(self.pipeline, self.spool, self.metrics, redactor, cfg.auth_token, cfg.retry_after_s)
+        redactor = Redactor(
+            drop=cfg.redact_drop, hash=cfg.redact_hash, max_attribute_bytes=cfg.max_attribute_bytes
+        )
+        self.ingestor = Ingestor(
+            self.pipeline, self.spool, self.metrics, redactor, cfg.auth_token, cfg.retry_after_s
+        )
         self.pipeline.start()
         replayed = self.ingestor.replay()
         if replayed:
@@ -107,7 +113,9 @@ class Collector:
             from lightspan.storage.http_interface import ClickHouseHTTPInterface
 
             host, _, port = cfg.query_endpoint.rpartition(":")
-            self._query = ClickHouseHTTPInterface(self.client, host, int(port), lock=self.lock, database=self.database)
+            self._query = ClickHouseHTTPInterface(
+                self.client, host, int(port), lock=self.lock, database=self.database
+            )
             self._query.start()
         if cfg.grpc_endpoint:
             from .grpc_receiver import GrpcReceiver

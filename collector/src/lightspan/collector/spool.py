@@ -155,7 +155,9 @@ class Spool:
                 start = pos + _HEADER.size
                 payload = data[start : start + length]
                 if len(payload) < length or zlib.crc32(payload) != crc:
-                    _log.warning("spool segment %s: torn record at byte %d ignored (never acknowledged)", path, pos)
+                    _log.warning(
+                        "spool segment %s: torn record at byte %d ignored (never acknowledged)", path, pos
+                    )
                     break
                 records.append((kind, payload))
                 pos = start + length

@@ -230,7 +230,11 @@ class Pipeline:
             if self.metrics is not None:
                 self.metrics.insert_errors.inc()
             _log.warning(
-                "insert of %d %s failed (attempt %d), retrying: %s", rows, kind, state.attempt_number, self.last_error
+                "insert of %d %s failed (attempt %d), retrying: %s",
+                rows,
+                kind,
+                state.attempt_number,
+                self.last_error,
             )
 
         write = self.sink.write_spans if kind == "spans" else self.sink.write_rewards
@@ -248,7 +252,12 @@ class Pipeline:
                     if self.metrics is not None:
                         self.metrics.batch_latency.observe(time.perf_counter() - started)
         except Exception as exc:  # only reached when the shutdown deadline passed
-            _log.error("giving up on %d %s at shutdown; they stay in the spool for the next start: %s", rows, kind, exc)
+            _log.error(
+                "giving up on %d %s at shutdown; they stay in the spool for the next start: %s",
+                rows,
+                kind,
+                exc,
+            )
             return False
         if not self.healthy:
             _log.info("ClickHouse is back; insert of %d %s succeeded", rows, kind)

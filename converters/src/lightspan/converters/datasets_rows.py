@@ -60,7 +60,12 @@ def sft_rows(traj: Trajectory, min_reward: float) -> list[dict[str, Any]]:
     if traj.final_reward is None or traj.final_reward < min_reward:
         return []
     return [
-        {R.PROMPT: c.prompt, R.COMPLETION: c.completion, R.ROLLOUT_ID: traj.rollout_id, R.TASK_ID: traj.task_id}
+        {
+            R.PROMPT: c.prompt,
+            R.COMPLETION: c.completion,
+            R.ROLLOUT_ID: traj.rollout_id,
+            R.TASK_ID: traj.task_id,
+        }
         for c in traj.trainable_calls
         if c.completion
     ]
@@ -152,7 +157,7 @@ def merged_rows(traj: Trajectory) -> tuple[list[dict[str, Any]], int]:
             skipped += 1
             continue
         if ids and len(p) >= len(ids) and p[: len(ids)] == ids:
-            obs = p[len(ids):]
+            obs = p[len(ids) :]
             ids.extend(obs)
             mask.extend([0] * len(obs))
         else:

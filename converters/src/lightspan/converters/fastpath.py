@@ -73,9 +73,17 @@ def _tree(keys: Any, pkeys: Any, has_parent: Any, n: int) -> tuple[Any, Any, Any
     return parent, depth, ok
 
 
-def plain_call_rows(table: Any, arrays: dict[str, Any], segments: list[tuple[str, int, int]],
-                    posted: dict[str, Any], schema: Any, *, credit: str, gamma: float,
-                    reward_name: str) -> PlainRows:
+def plain_call_rows(
+    table: Any,
+    arrays: dict[str, Any],
+    segments: list[tuple[str, int, int]],
+    posted: dict[str, Any],
+    schema: Any,
+    *,
+    credit: str,
+    gamma: float,
+    reward_name: str,
+) -> PlainRows:
     """Rows of the plain rollouts among ``segments`` of the sorted span ``table`` (see the module doc)."""
     import numpy as np
     import pyarrow as pa
@@ -96,7 +104,11 @@ def plain_call_rows(table: Any, arrays: dict[str, Any], segments: list[tuple[str
     # Any LLM-span content ClickHouse did not parse exactly, or a suppression marker.
     llm_bad = _nonempty(col("suppressed")) | (_np(col("in_ok")) == 0) | (_np(col("out_ok")) == 0)
     p_ok, r_ok, l_ok = (_np(col(c)) != 0 for c in ("p_ok", "r_ok", "l_ok"))
-    llm_bad |= (~p_ok & _nonempty(col("p_ids"))) | (~r_ok & _nonempty(col("r_ids"))) | (~l_ok & _nonempty(col("lps")))
+    llm_bad |= (
+        (~p_ok & _nonempty(col("p_ids")))
+        | (~r_ok & _nonempty(col("r_ids")))
+        | (~l_ok & _nonempty(col("lps")))
+    )
     bad |= llm & llm_bad
     reward_row = _np(col("rval").is_valid())
     bad |= reward_row & (_nonempty(col("r_step")) | _nonempty(col("r_span")))
@@ -152,11 +164,16 @@ def plain_call_rows(table: Any, arrays: dict[str, Any], segments: list[tuple[str
         reward = np.where(is_last, 0.0 + final, 0.0)
     else:  # discounted, with Python's float power like assign_credit
         exps = (count - step).tolist()
-        reward = np.array([f * gamma ** int(e) for f, e in zip(final.tolist(), exps, strict=True)], dtype=np.float64)
+        reward = np.array(
+            [f * gamma ** int(e) for f, e in zip(final.tolist(), exps, strict=True)], dtype=np.float64
+        )
     src = _np(col("row")).astype(np.int64)[rows]
     take = pa.array(rows)
-    idx = {"p": pa.array(src, mask=~p_ok[rows]), "r": pa.array(src, mask=~r_ok[rows]),
-           "l": pa.array(src, mask=~l_ok[rows])}
+    idx = {
+        "p": pa.array(src, mask=~p_ok[rows]),
+        "r": pa.array(src, mask=~r_ok[rows]),
+        "l": pa.array(src, mask=~l_ok[rows]),
+    }
     rid_col = pa.array([segments[s][0] for s in range(S)], type=pa.string())
     values = {
         R.ROLLOUT_ID: rid_col.take(pa.array(seg)),

@@ -63,13 +63,18 @@ def _tool_span(t: ToolObservation) -> dict[str, Any]:
         "end_time": iso(t.end_ns),
         "input": {"tool_name": t.tool_name, "parameters": t.arguments},
         "output": {"result": t.result, "error": t.error},
-        "metadata": {"latency_ms": max(0, (t.end_ns - t.start_ns) // 1_000_000), "gap_node_id": t.gap_node_id or None},
+        "metadata": {
+            "latency_ms": max(0, (t.end_ns - t.start_ns) // 1_000_000),
+            "gap_node_id": t.gap_node_id or None,
+        },
     }
 
 
 def to_lightning(traj: Trajectory) -> dict[str, Any]:
     """The Lightning JSON document of one rollout (LLM and tool spans in start order)."""
-    spans = [(c.start_ns, 0, _llm_span(c)) for c in traj.calls] + [(t.start_ns, 1, _tool_span(t)) for t in traj.tools]
+    spans = [(c.start_ns, 0, _llm_span(c)) for c in traj.calls] + [
+        (t.start_ns, 1, _tool_span(t)) for t in traj.tools
+    ]
     spans.sort(key=lambda s: (s[0], s[1]))
     return {
         "schema_version": 1,
@@ -95,7 +100,9 @@ def to_lightning(traj: Trajectory) -> dict[str, Any]:
             for r in traj.rewards
         ],
         "gap": (
-            {"nodes": traj.gap.nodes, "edges": traj.gap.edges, "levels": traj.gap.levels} if traj.gap else None
+            {"nodes": traj.gap.nodes, "edges": traj.gap.edges, "levels": traj.gap.levels}
+            if traj.gap
+            else None
         ),
         "spans": [s[2] for s in spans],
     }

@@ -75,10 +75,17 @@ def to_message(item: Any, default_role: str = "user") -> Message:
             content = raw if isinstance(raw, str) else json.dumps(raw, ensure_ascii=False)
         if item.get("tool_calls"):
             calls = "".join(
-                json.dumps({"tool_call": {"name": (c.get("function") or {}).get("name", c.get("name", "")),
-                                          "arguments": (c.get("function") or {}).get("arguments")}},
-                           ensure_ascii=False)
-                for c in item["tool_calls"] if isinstance(c, dict)
+                json.dumps(
+                    {
+                        "tool_call": {
+                            "name": (c.get("function") or {}).get("name", c.get("name", "")),
+                            "arguments": (c.get("function") or {}).get("arguments"),
+                        }
+                    },
+                    ensure_ascii=False,
+                )
+                for c in item["tool_calls"]
+                if isinstance(c, dict)
             )
             content = content + calls
     return {"role": role, "content": content}
@@ -184,14 +191,20 @@ def foreign_llm(attrs: dict[str, str]) -> dict[str, Any] | None:
         return None
     return {
         "operation": op,
-        "prompt": with_system(parse_messages(attrs.get(A.GEN_AI_INPUT_MESSAGES, "")),
-                              attrs.get(A.GEN_AI_SYSTEM_INSTRUCTIONS, "")),
-        "completion": parse_messages(attrs.get(A.GEN_AI_OUTPUT_MESSAGES, ""), A.GEN_AI_OUTPUT_MESSAGES, "assistant"),
+        "prompt": with_system(
+            parse_messages(attrs.get(A.GEN_AI_INPUT_MESSAGES, "")),
+            attrs.get(A.GEN_AI_SYSTEM_INSTRUCTIONS, ""),
+        ),
+        "completion": parse_messages(
+            attrs.get(A.GEN_AI_OUTPUT_MESSAGES, ""), A.GEN_AI_OUTPUT_MESSAGES, "assistant"
+        ),
         "model": attrs.get(A.GEN_AI_RESPONSE_MODEL) or attrs.get(A.GEN_AI_REQUEST_MODEL, ""),
         "input_tokens": _int(attrs.get(A.GEN_AI_USAGE_INPUT_TOKENS)),
         "output_tokens": _int(attrs.get(A.GEN_AI_USAGE_OUTPUT_TOKENS)),
         "prompt_token_ids": parse_json_list(attrs.get(A.LLM_PROMPT_TOKEN_IDS, ""), A.LLM_PROMPT_TOKEN_IDS),
-        "completion_token_ids": parse_json_list(attrs.get(A.LLM_RESPONSE_TOKEN_IDS, ""), A.LLM_RESPONSE_TOKEN_IDS),
+        "completion_token_ids": parse_json_list(
+            attrs.get(A.LLM_RESPONSE_TOKEN_IDS, ""), A.LLM_RESPONSE_TOKEN_IDS
+        ),
         "mapped_from": attrs.get(A.MAPPED_FROM, ""),
     }
 

@@ -82,20 +82,50 @@ class LLMCall:
             d["_completion"] = []
 
     @classmethod
-    def fast(cls, span_id: str, trace_id: str, parent_span_id: str | None, start_ns: int, end_ns: int,
-             prompt: Any, completion: Any, model: str, agent_name: str, response_id: str, prompt_token_ids: Any,
-             completion_token_ids: Any, completion_logprobs: Any, input_tokens: int, output_tokens: int,
-             gap_node_id: str, step: int) -> LLMCall:
+    def fast(
+        cls,
+        span_id: str,
+        trace_id: str,
+        parent_span_id: str | None,
+        start_ns: int,
+        end_ns: int,
+        prompt: Any,
+        completion: Any,
+        model: str,
+        agent_name: str,
+        response_id: str,
+        prompt_token_ids: Any,
+        completion_token_ids: Any,
+        completion_logprobs: Any,
+        input_tokens: int,
+        output_tokens: int,
+        gap_node_id: str,
+        step: int,
+    ) -> LLMCall:
         """The same object as the dataclass constructor builds, without its per-field descriptor calls
         (the rebuild makes one per LLM span)."""
         obj = cls.__new__(cls)
         obj.__dict__.update(
-            span_id=span_id, trace_id=trace_id, parent_span_id=parent_span_id, start_ns=start_ns, end_ns=end_ns,
-            _prompt=[] if prompt is None else prompt, _completion=[] if completion is None else completion,
-            model=model, agent_name=agent_name, response_id=response_id, _prompt_token_ids=prompt_token_ids,
-            _completion_token_ids=completion_token_ids, _completion_logprobs=completion_logprobs,
-            input_tokens=input_tokens, output_tokens=output_tokens, gap_node_id=gap_node_id, step=step,
-            trainable=True, reward=0.0, advantage=0.0,
+            span_id=span_id,
+            trace_id=trace_id,
+            parent_span_id=parent_span_id,
+            start_ns=start_ns,
+            end_ns=end_ns,
+            _prompt=[] if prompt is None else prompt,
+            _completion=[] if completion is None else completion,
+            model=model,
+            agent_name=agent_name,
+            response_id=response_id,
+            _prompt_token_ids=prompt_token_ids,
+            _completion_token_ids=completion_token_ids,
+            _completion_logprobs=completion_logprobs,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            gap_node_id=gap_node_id,
+            step=step,
+            trainable=True,
+            reward=0.0,
+            advantage=0.0,
         )
         return obj
 

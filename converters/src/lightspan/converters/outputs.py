@@ -52,22 +52,42 @@ def _arrow_schema(fmt: str) -> Any:
     if fmt == "lightningrl":
         return pa.schema([(k, call[k]) for k in R.LIGHTNINGRL_COLUMNS])
     if fmt == "sft":
-        return pa.schema([(R.PROMPT, msgs), (R.COMPLETION, msgs), (R.ROLLOUT_ID, pa.string()), (R.TASK_ID, pa.string())])
+        return pa.schema(
+            [(R.PROMPT, msgs), (R.COMPLETION, msgs), (R.ROLLOUT_ID, pa.string()), (R.TASK_ID, pa.string())]
+        )
     if fmt == "kto":
         return pa.schema(
-            [(R.PROMPT, msgs), (R.COMPLETION, msgs), (R.KTO_LABEL, pa.bool_()), (R.ROLLOUT_ID, pa.string()),
-             (R.TASK_ID, pa.string())]
+            [
+                (R.PROMPT, msgs),
+                (R.COMPLETION, msgs),
+                (R.KTO_LABEL, pa.bool_()),
+                (R.ROLLOUT_ID, pa.string()),
+                (R.TASK_ID, pa.string()),
+            ]
         )
     if fmt == "dpo":
         return pa.schema(
-            [(R.PROMPT, msgs), (R.DPO_CHOSEN, msgs), (R.DPO_REJECTED, msgs), (R.TASK_ID, pa.string()),
-             (D.DPO_CHOSEN_ROLLOUT, pa.string()), (D.DPO_REJECTED_ROLLOUT, pa.string()),
-             (D.DPO_CHOSEN_REWARD, pa.float64()), (D.DPO_REJECTED_REWARD, pa.float64())]
+            [
+                (R.PROMPT, msgs),
+                (R.DPO_CHOSEN, msgs),
+                (R.DPO_REJECTED, msgs),
+                (R.TASK_ID, pa.string()),
+                (D.DPO_CHOSEN_ROLLOUT, pa.string()),
+                (D.DPO_REJECTED_ROLLOUT, pa.string()),
+                (D.DPO_CHOSEN_REWARD, pa.float64()),
+                (D.DPO_REJECTED_REWARD, pa.float64()),
+            ]
         )
     if fmt == "merged":
         return pa.schema(
-            [(R.ROLLOUT_ID, pa.string()), (R.TASK_ID, pa.string()), (R.INPUT_IDS, pa.list_(pa.int64())),
-             (R.LOSS_MASK, pa.list_(pa.int8())), (R.REWARD, pa.float64()), (R.ADVANTAGE, pa.float64())]
+            [
+                (R.ROLLOUT_ID, pa.string()),
+                (R.TASK_ID, pa.string()),
+                (R.INPUT_IDS, pa.list_(pa.int64())),
+                (R.LOSS_MASK, pa.list_(pa.int8())),
+                (R.REWARD, pa.float64()),
+                (R.ADVANTAGE, pa.float64()),
+            ]
         )
     raise ValueError(f"no row schema for format {fmt!r}")
 
@@ -225,7 +245,9 @@ def _column(values: list[Any], typ: Any) -> Any:
 def rows_to_table(rows: list[dict[str, Any]], schema: Any) -> Any:
     import pyarrow as pa
 
-    return pa.Table.from_arrays([_column([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema)
+    return pa.Table.from_arrays(
+        [_column([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema
+    )
 
 
 def _dumps(obj: Any) -> str:
@@ -292,7 +314,9 @@ class OutputSet:
             for part in sorted(w.folder.glob("part-*")):
                 if part.name in mine or part.name.endswith(TMP_SUFFIX):
                     continue
-                dropped += _drop_parquet(part, key_col, keys) if w.parquet else _drop_jsonl(part, key_col, keys)
+                dropped += (
+                    _drop_parquet(part, key_col, keys) if w.parquet else _drop_jsonl(part, key_col, keys)
+                )
         return dropped
 
 

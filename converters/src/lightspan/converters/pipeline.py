@@ -100,8 +100,9 @@ _DONE = object()
 FETCH_THREADS = 2
 
 
-def _prefetched(pager: SpanReader, readers: list[SpanReader], watermark: datetime | None, chunk_rollouts: int
-                ) -> Iterator[tuple[Any, ...]]:
+def _prefetched(
+    pager: SpanReader, readers: list[SpanReader], watermark: datetime | None, chunk_rollouts: int
+) -> Iterator[tuple[Any, ...]]:
     """(rollout ids, spans, posted rewards) per chunk, in order, read ahead by background threads.
 
     ClickHouse (chDB or HTTP) works outside the GIL, so reading the next chunks overlaps with rebuilding
@@ -155,8 +156,12 @@ def _prefetched(pager: SpanReader, readers: list[SpanReader], watermark: datetim
                 return
 
     threads = [threading.Thread(target=page, name="lightspan-convert-pager", daemon=True)]
-    threads += [threading.Thread(target=fetch, args=(r, inbox[j], outbox[j]), name=f"lightspan-convert-reader-{j}",
-                                 daemon=True) for j, r in enumerate(readers)]
+    threads += [
+        threading.Thread(
+            target=fetch, args=(r, inbox[j], outbox[j]), name=f"lightspan-convert-reader-{j}", daemon=True
+        )
+        for j, r in enumerate(readers)
+    ]
     for t in threads:
         t.start()
     try:
@@ -177,15 +182,27 @@ def _prefetched(pager: SpanReader, readers: list[SpanReader], watermark: datetim
 
 def _fast_ok(config: ConvertConfig) -> bool:
     """Whether the chunk-wide fast path (converters/fastpath.py) can produce this run's outputs."""
-    return set(config.formats) == {"rows-parquet"} and config.agent_match is None and config.credit in FAST_CREDIT
+    return (
+        set(config.formats) == {"rows-parquet"}
+        and config.agent_match is None
+        and config.credit in FAST_CREDIT
+    )
 
 
-def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, watermark: datetime | None,
-            fast: bool = False, fetchers: list[SpanReader] | None = None) -> Iterator[tuple[list[Trajectory], Any]]:
+def _chunks(
+    config: ConvertConfig,
+    report: ConvertReport,
+    reader: SpanReader,
+    watermark: datetime | None,
+    fast: bool = False,
+    fetchers: list[SpanReader] | None = None,
+) -> Iterator[tuple[list[Trajectory], Any]]:
     """Rebuilt, credited trajectories, one chunk (whole task groups when needed) at a time; with ``fast``,
     also the call rows of the chunk's plain rollouts (:class:`PlainRows`), which are not rebuilt."""
     pattern = re.compile(config.agent_match) if config.agent_match else None
-    for rollout_ids, batch, posted in _prefetched(reader, fetchers or [reader], watermark, config.chunk_rollouts):
+    for rollout_ids, batch, posted in _prefetched(
+        reader, fetchers or [reader], watermark, config.chunk_rollouts
+    ):
         report.rollouts_seen += len(rollout_ids)
         report.spans_read += batch.num_rows
         found = {rid for rid, _, _ in batch.segments}
@@ -196,17 +213,30 @@ def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, wa
         if fast and batch.table is not None and batch.segments:
             from .outputs import _arrow_schema
 
-            plain = plain_call_rows(batch.table, batch.arrays or {}, batch.segments, posted,
-                                    _arrow_schema("rows-parquet"), credit=config.credit, gamma=config.gamma,
-                                    reward_name=config.reward_name)
+            plain = plain_call_rows(
+                batch.table,
+                batch.arrays or {},
+                batch.segments,
+                posted,
+                _arrow_schema("rows-parquet"),
+                credit=config.credit,
+                gamma=config.gamma,
+                reward_name=config.reward_name,
+            )
         trajs: list[Trajectory] = []
         for s, (rid, a, b) in enumerate(batch.segments):
             if plain is not None and plain.plain[s]:
                 continue
             try:
                 traj = rebuild(
-                    rid, batch.cols, a, b, posted.get(rid),
-                    agent_match=pattern, reward_name=config.reward_name, require_reward=config.require_reward,
+                    rid,
+                    batch.cols,
+                    a,
+                    b,
+                    posted.get(rid),
+                    agent_match=pattern,
+                    reward_name=config.reward_name,
+                    require_reward=config.require_reward,
                 )
             except SkipRollout as exc:
                 _skip(report, exc.reason, f"{rid}: {exc.detail or exc.reason}")
@@ -216,8 +246,13 @@ def _chunks(config: ConvertConfig, report: ConvertReport, reader: SpanReader, wa
                 continue
             report.warnings += len(traj.warnings)
             trajs.append(traj)
-        assign_credit(trajs, config.credit, gamma=config.gamma, reward_name=config.reward_name,
-                      epsilon=config.grpo_epsilon)
+        assign_credit(
+            trajs,
+            config.credit,
+            gamma=config.gamma,
+            reward_name=config.reward_name,
+            epsilon=config.grpo_epsilon,
+        )
         yield trajs, (batch.segments, plain)
 
 
@@ -242,8 +277,13 @@ def iter_trajectories(config: ConvertConfig, report: ConvertReport | None = None
         client.close()
 
 
-def _write_plain(out: OutputSet, trajs: list[Trajectory], segments: list[tuple[str, int, int]], plain: Any,
-                 report: ConvertReport) -> list[tuple[str, str]]:
+def _write_plain(
+    out: OutputSet,
+    trajs: list[Trajectory],
+    segments: list[tuple[str, int, int]],
+    plain: Any,
+    report: ConvertReport,
+) -> list[tuple[str, str]]:
     """rows-parquet for a chunk with fast-path rows: both kinds in segment order (as ``rebuild`` would
     have produced them); returns ``(rollout id, task id)`` of every rollout written."""
     import numpy as np
@@ -289,8 +329,9 @@ def _write_chunk_trajs(out: OutputSet, trajs: list[Trajectory], report: ConvertR
     return written
 
 
-def _write_chunk(config: ConvertConfig, out: OutputSet, trajs: list[Trajectory], report: ConvertReport
-                 ) -> list[Trajectory]:
+def _write_chunk(
+    config: ConvertConfig, out: OutputSet, trajs: list[Trajectory], report: ConvertReport
+) -> list[Trajectory]:
     """Write every format for ``trajs``; returns the trajectories written (a rollout whose document fails
     validation, or whose rows cannot be built, is skipped and counted, never stopping the run)."""
     from lightspan.schemas import TrajectoryValidationError, validate_trajectory
@@ -342,7 +383,9 @@ def _write_chunk(config: ConvertConfig, out: OutputSet, trajs: list[Trajectory],
         for t in written:
             if t.task_id:
                 groups.setdefault(t.task_id, []).append(t)
-        dropped += out.write("dpo", [row for g in groups.values() for row in D.dpo_rows(g, config.dpo_min_margin)])
+        dropped += out.write(
+            "dpo", [row for g in groups.values() for row in D.dpo_rows(g, config.dpo_min_margin)]
+        )
     report.rows_dropped += dropped
     return written
 
@@ -380,8 +423,9 @@ def _check_schema(client: Any, database: str) -> None:
         )
 
 
-def _convert(config: ConvertConfig, client: Any, database: str, report: ConvertReport, t0: float,
-             extra: list[Any]) -> ConvertReport:
+def _convert(
+    config: ConvertConfig, client: Any, database: str, report: ConvertReport, t0: float, extra: list[Any]
+) -> ConvertReport:
     _check_schema(client, database)
     reader = SpanReader(client, database, config.selection, group_by_task=config.groups_by_task)
     fetchers = [SpanReader(c, database, config.selection) for c in extra]
@@ -399,8 +443,9 @@ def _convert(config: ConvertConfig, client: Any, database: str, report: ConvertR
 
         progress = tqdm(unit=" rollouts", desc="convert", leave=False)
     try:
-        for trajs, (segments, plain) in _chunks(config, report, reader, watermark, fast=_fast_ok(config),
-                                                      fetchers=fetchers):
+        for trajs, (segments, plain) in _chunks(
+            config, report, reader, watermark, fast=_fast_ok(config), fetchers=fetchers
+        ):
             if plain is not None:
                 done = _write_plain(out, trajs, segments, plain, report)
             else:

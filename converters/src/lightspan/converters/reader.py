@@ -64,18 +64,27 @@ def _llm_messages(name: str, x: str, sys: str | None) -> tuple[list[tuple[str, s
     parsed = f"{name}_parsed"
     # JSONExtract yields [] for invalid JSON, so a non-empty result is also the validity check (one parse).
     withs = [(parsed, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, '{_PARSED_TYPE}'), [])")]
-    ok = (f"({x} = '' OR (length({parsed}) > 0 AND arrayAll(m -> m.1 != '' AND arrayAll(p -> p.1 = 'text', m.2),"
-          f" {parsed}) AND NOT match({x}, '\"content\"\\s*:\\s*[\\[{{]') AND position({x}, '\"tool_calls\"') = 0))")
+    ok = (
+        f"({x} = '' OR (length({parsed}) > 0 AND arrayAll(m -> m.1 != '' AND arrayAll(p -> p.1 = 'text', m.2),"
+        f" {parsed}) AND NOT match({x}, '\"content\"\\s*:\\s*[\\[{{]') AND position({x}, '\"tool_calls\"') = 0))"
+    )
     msgs = f"arrayMap(m -> tuple(m.1, if(empty(m.2), m.3, arrayStringConcat(arrayMap(p -> p.2, m.2)))), {parsed})"
     if sys is not None:
         sys_parts = f"{name}_sys"
-        withs.append((sys_parts, f"if({_IS_LLM} AND {sys} != '',"
-                                 f" JSONExtract({sys}, 'Array(Tuple(type String, content String))'), [])"))
+        withs.append(
+            (
+                sys_parts,
+                f"if({_IS_LLM} AND {sys} != '',"
+                f" JSONExtract({sys}, 'Array(Tuple(type String, content String))'), [])",
+            )
+        )
         sys_ok = f"({sys} = '' OR (length({sys_parts}) > 0 AND arrayAll(p -> p.1 = 'text', {sys_parts})))"
         sys_text = f"arrayStringConcat(arrayMap(p -> p.2, {sys_parts}))"
         ok = f"({ok} AND {sys_ok})"
-        msgs = (f"if({sys} != '' AND (empty({parsed}) OR {parsed}[1].1 != 'system'),"
-                f" arrayPushFront({msgs}, tuple('system', {sys_text})), {msgs})")
+        msgs = (
+            f"if({sys} != '' AND (empty({parsed}) OR {parsed}[1].1 != 'system'),"
+            f" arrayPushFront({msgs}, tuple('system', {sys_text})), {msgs})"
+        )
     return withs, f"{_IS_LLM} AND {ok}", f"CAST(if({_IS_LLM}, {msgs}, []) AS {_MSGS_TYPE})"
 
 
@@ -87,8 +96,10 @@ def _json_array(name: str, x: str, typ: str) -> tuple[list[tuple[str, str]], str
     # Nullable elements: a string or null inside the array becomes NULL (and sends the text to Python)
     # instead of a silent 0.
     withs = [(arr, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, 'Array(Nullable({typ}))'), [])")]
-    valid = (f"({_IS_LLM} AND {x} != '' AND ((length({arr}) > 0 AND NOT has({arr}, NULL))"
-             f" OR match({x}, '^\\s*\\[\\s*\\]\\s*$')))")
+    valid = (
+        f"({_IS_LLM} AND {x} != '' AND ((length({arr}) > 0 AND NOT has({arr}, NULL))"
+        f" OR match({x}, '^\\s*\\[\\s*\\]\\s*$')))"
+    )
     parsed = f"CAST(if({valid}, arrayMap(v -> assumeNotNull(v), {arr}), []) AS Array({typ}))"
     return withs, valid, parsed, f"if({x} != '' AND NOT {valid}, {x}, '')"
 
@@ -110,7 +121,9 @@ def _json_int_array(name: str, x: str) -> tuple[list[tuple[str, str]], str, str,
     return withs, valid, parsed, f"if({x} != '' AND NOT {valid}, {x}, '')"
 
 
-_IN_WITH, _IN_OK, _IN_MSGS = _llm_messages("in", _attr(A.GEN_AI_INPUT_MESSAGES), _attr(A.GEN_AI_SYSTEM_INSTRUCTIONS))
+_IN_WITH, _IN_OK, _IN_MSGS = _llm_messages(
+    "in", _attr(A.GEN_AI_INPUT_MESSAGES), _attr(A.GEN_AI_SYSTEM_INSTRUCTIONS)
+)
 _OUT_WITH, _OUT_OK, _OUT_MSGS = _llm_messages("out", _attr(A.GEN_AI_OUTPUT_MESSAGES), None)
 _P_WITH, _P_OK, _P_ARR, _P_RAW = _json_int_array("pids", _attr(A.LLM_PROMPT_TOKEN_IDS))
 _R_WITH, _R_OK, _R_ARR, _R_RAW = _json_int_array("rids", _attr(A.LLM_RESPONSE_TOKEN_IDS))
@@ -327,7 +340,9 @@ class SpanReader:
                 where.append(f"RolloutId IN {changed}")
         return where, having
 
-    def iter_id_pages(self, watermark: datetime | None, page_size: int = 20000) -> Iterator[list[tuple[str, str]]]:
+    def iter_id_pages(
+        self, watermark: datetime | None, page_size: int = 20000
+    ) -> Iterator[list[tuple[str, str]]]:
         """Pages of ``(task id, rollout id)`` ordered by task then rollout (keyset paging in ClickHouse)."""
         where, having = self._where_having(watermark)
         last: tuple[str, str] | None = None
@@ -386,8 +401,10 @@ class SpanReader:
             f" SETTINGS {FINAL_SETTINGS}"
         )
         table = self.client.query_arrow(sql)
-        order = pc.sort_indices(table.select(["rid", "start", "sid"]),
-                                sort_keys=[("rid", "ascending"), ("start", "ascending"), ("sid", "ascending")])
+        order = pc.sort_indices(
+            table.select(["rid", "start", "sid"]),
+            sort_keys=[("rid", "ascending"), ("start", "ascending"), ("sid", "ascending")],
+        )
         light = table.select([a for a, _ in SPAN_SELECT if a not in ARROW_COLUMNS]).take(order)
         arrays = {alias: table.column(alias).combine_chunks() for alias in ARROW_COLUMNS}
         light = light.append_column("row", order)
@@ -416,7 +433,9 @@ class SpanReader:
         out: dict[str, list[PostedReward]] = {}
         for rid, name, value, step, target, source, ts in self.client.query(sql).result_rows:
             out.setdefault(rid, []).append(
-                PostedReward(rid, name or A.REWARD_DEFAULT_NAME, float(value), int(step), target, source, int(ts))
+                PostedReward(
+                    rid, name or A.REWARD_DEFAULT_NAME, float(value), int(step), target, source, int(ts)
+                )
             )
         return out
 

@@ -38,7 +38,9 @@ class SkipRollout(Exception):
         self.detail = detail
 
 
-def _dfs_order(cols: dict[str, list[Any]], a: int, b: int) -> tuple[list[int], list[str], list[str], list[int], int]:
+def _dfs_order(
+    cols: dict[str, list[Any]], a: int, b: int
+) -> tuple[list[int], list[str], list[str], list[int], int]:
     """Span rows in depth-first order, with the agent name, GAP node and GAP level each inherits."""
     sid, pid = cols["sid"], cols["pid"]
     by_id: dict[str, int] = {}
@@ -75,8 +77,10 @@ def _dfs_order(cols: dict[str, list[Any]], a: int, b: int) -> tuple[list[int], l
             pk = par - a if par is not None else None
             inh_agent[k] = agent[i] or (inh_agent[pk] if pk is not None else "")
             inh_node[k] = node[i] or (inh_node[pk] if pk is not None else "")
-            inh_level[k] = level[i] if op[i] == A.OP_GAP_LEVEL or level[i] >= 0 else (
-                inh_level[pk] if pk is not None else -1
+            inh_level[k] = (
+                level[i]
+                if op[i] == A.OP_GAP_LEVEL or level[i] >= 0
+                else (inh_level[pk] if pk is not None else -1)
             )
             order.append(i)
             kids = children.get(i)
@@ -121,10 +125,21 @@ def _graph_from_json(raw: str) -> dict[str, dict[str, Any]]:
             "level": n.get("level") if isinstance(n.get("level"), int) else None,
         }
     for e in data.get("edges") or []:
-        src, dst = (e[0], e[1]) if isinstance(e, list | tuple) and len(e) >= 2 else (
-            (e.get("source", e.get("from")), e.get("target", e.get("to"))) if isinstance(e, dict) else (None, None)
+        src, dst = (
+            (e[0], e[1])
+            if isinstance(e, list | tuple) and len(e) >= 2
+            else (
+                (e.get("source", e.get("from")), e.get("target", e.get("to")))
+                if isinstance(e, dict)
+                else (None, None)
+            )
         )
-        if src is not None and dst is not None and str(dst) in nodes and str(src) not in nodes[str(dst)]["depends"]:
+        if (
+            src is not None
+            and dst is not None
+            and str(dst) in nodes
+            and str(src) not in nodes[str(dst)]["depends"]
+        ):
             nodes[str(dst)]["depends"].append(str(src))
     return nodes
 
@@ -204,12 +219,21 @@ def rebuild(
                     else:
                         completion = parse_messages(C["out_msgs"][i], A.GEN_AI_OUTPUT_MESSAGES, "assistant")
                     model, in_tok, out_tok = C["model"][i], C["in_tok"][i], C["out_tok"][i]
-                    p_ids = ArrowRef(C["p_arr"], row) if C["p_ok"][i] else parse_json_list(
-                        C["p_ids"][i], A.LLM_PROMPT_TOKEN_IDS)
-                    r_ids = ArrowRef(C["r_arr"], row) if C["r_ok"][i] else parse_json_list(
-                        C["r_ids"][i], A.LLM_RESPONSE_TOKEN_IDS)
-                    lps = ArrowRef(C["l_arr"], row) if C["l_ok"][i] else parse_json_list(
-                        C["lps"][i], A.LLM_RESPONSE_LOGPROBS, float)
+                    p_ids = (
+                        ArrowRef(C["p_arr"], row)
+                        if C["p_ok"][i]
+                        else parse_json_list(C["p_ids"][i], A.LLM_PROMPT_TOKEN_IDS)
+                    )
+                    r_ids = (
+                        ArrowRef(C["r_arr"], row)
+                        if C["r_ok"][i]
+                        else parse_json_list(C["r_ids"][i], A.LLM_RESPONSE_TOKEN_IDS)
+                    )
+                    lps = (
+                        ArrowRef(C["l_arr"], row)
+                        if C["l_ok"][i]
+                        else parse_json_list(C["lps"][i], A.LLM_RESPONSE_LOGPROBS, float)
+                    )
                 else:
                     prompt, completion = fcall["prompt"], fcall["completion"]
                     model, in_tok, out_tok = fcall["model"], fcall["input_tokens"], fcall["output_tokens"]
@@ -224,9 +248,23 @@ def rebuild(
                     span_to_call[C["sid"][i]] = prior
                     continue
                 call = LLMCall.fast(
-                    C["sid"][i], trace_c[i], C["pid"][i] or None, C["start"][i], C["start"][i] + C["dur"][i],
-                    prompt, completion, model, inh_agent[k], resp_id, p_ids, r_ids, lps, in_tok, out_tok,
-                    inh_node[k], len(traj.calls),
+                    C["sid"][i],
+                    trace_c[i],
+                    C["pid"][i] or None,
+                    C["start"][i],
+                    C["start"][i] + C["dur"][i],
+                    prompt,
+                    completion,
+                    model,
+                    inh_agent[k],
+                    resp_id,
+                    p_ids,
+                    r_ids,
+                    lps,
+                    in_tok,
+                    out_tok,
+                    inh_node[k],
+                    len(traj.calls),
                 )
                 if agent_match is not None:
                     call.trainable = agent_match.search(call.agent_name) is not None
@@ -236,7 +274,11 @@ def rebuild(
                     by_response[resp_id] = call
             elif op == A.OP_EXECUTE_TOOL or (fm and (ftool := foreign_tool(fm)) is not None):
                 if op == A.OP_EXECUTE_TOOL:
-                    name, args, result = C["tool"][i], maybe_json(C["tool_args"][i]), maybe_json(C["tool_result"][i])
+                    name, args, result = (
+                        C["tool"][i],
+                        maybe_json(C["tool_args"][i]),
+                        maybe_json(C["tool_result"][i]),
+                    )
                 else:
                     name, args, result = ftool["tool_name"], ftool["arguments"], ftool["result"]
                 error = (C["status_msg"][i] or "error") if C["status"][i].upper().endswith("ERROR") else None
@@ -290,7 +332,9 @@ def rebuild(
             )
         elif fa:
             for name, value in agl_rewards(C["name"][i], fa):
-                traj.rewards.append(Reward(value=value, name=name, source="agentlightning", timestamp_ns=C["start"][i]))
+                traj.rewards.append(
+                    Reward(value=value, name=name, source="agentlightning", timestamp_ns=C["start"][i])
+                )
     for p in posted or ():
         traj.rewards.append(
             Reward(
@@ -326,16 +370,22 @@ def rebuild(
             else:
                 traj.warnings.append(f"reward {r.name!r} targets span {r.span_id} which is no LLM call here")
         if r.step is not None and r.step >= len(traj.calls):
-            traj.warnings.append(f"reward {r.name!r} targets step {r.step} but the rollout has {len(traj.calls)} calls")
+            traj.warnings.append(
+                f"reward {r.name!r} targets step {r.step} but the rollout has {len(traj.calls)} calls"
+            )
     final = [r for r in traj.rewards if r.name == reward_name and r.step is None and r.span_id is None]
     final.sort(key=lambda r: r.timestamp_ns or 0)
     traj.final_reward = final[-1].value if final else None
     if not traj.calls:
         raise SkipRollout("no_llm_calls", f"rollout {rollout_id} has {b - a} spans and no LLM call")
     if not traj.trainable_calls:
-        raise SkipRollout("no_matching_calls", f"no call's agent matches {agent_match.pattern if agent_match else ''!r}")
-    if require_reward and traj.final_reward is None and not any(
-        r.step is not None and r.name == reward_name for r in traj.rewards
+        raise SkipRollout(
+            "no_matching_calls", f"no call's agent matches {agent_match.pattern if agent_match else ''!r}"
+        )
+    if (
+        require_reward
+        and traj.final_reward is None
+        and not any(r.step is not None and r.name == reward_name for r in traj.rewards)
     ):
         raise SkipRollout("no_reward", f"rollout {rollout_id} has no {reward_name!r} reward")
     return traj

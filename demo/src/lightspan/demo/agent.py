@@ -15,7 +15,15 @@ from typing import Any
 
 from lightspan.demo import world as W
 
-__all__ = ["AGENT_NAME", "EVAL_AGENT_NAME", "Episode", "make_tools", "run_episode", "run_episodes", "episode_seed"]
+__all__ = [
+    "AGENT_NAME",
+    "EVAL_AGENT_NAME",
+    "Episode",
+    "make_tools",
+    "run_episode",
+    "run_episodes",
+    "episode_seed",
+]
 
 AGENT_NAME = "kb-agent"
 #: Evaluation rollouts run under their own agent name, so a converter selecting ``agent_name=AGENT_NAME``
@@ -64,9 +72,18 @@ def episode_seed(task_id: str, attempt: int, salt: int = 0) -> int:
     return int.from_bytes(digest[:4], "big")
 
 
-async def run_episode(task: W.Task, *, client: Any, kb: W.KB, attempt: int = 0, model: str = "policy",
-                      temperature: float = 1.0, seed: int | None = None, planner: Any = None,
-                      agent_name: str = AGENT_NAME) -> Episode:
+async def run_episode(
+    task: W.Task,
+    *,
+    client: Any,
+    kb: W.KB,
+    attempt: int = 0,
+    model: str = "policy",
+    temperature: float = 1.0,
+    seed: int | None = None,
+    planner: Any = None,
+    agent_name: str = AGENT_NAME,
+) -> Episode:
     """Run one rollout of ``task`` and emit its reward; ``client`` is an ``openai.AsyncOpenAI``."""
     from lightspan.instrumentation import emit_reward, rollout
     from lightspan.instrumentation.gap import GAPPlanner
@@ -74,17 +91,33 @@ async def run_episode(task: W.Task, *, client: Any, kb: W.KB, attempt: int = 0, 
     planner = planner or GAPPlanner(tools=make_tools(kb), agent_name=agent_name)
     with rollout(task_id=task.task_id, attempt=attempt, agent_name=agent_name, task_type=TASK_TYPE):
         result = await planner.execute_plan(task.question, plan_text=task.plan_text())
-        observations = [str(t["result"]) for t in result["tasks"]
-                        if str(t.get("description", "")).startswith("lookup(") and t.get("result") is not None]
+        observations = [
+            str(t["result"])
+            for t in result["tasks"]
+            if str(t.get("description", "")).startswith("lookup(") and t.get("result") is not None
+        ]
         messages = W.policy_messages(task.question, observations)
-        episode = Episode(task.task_id, attempt, task.question, task.answer, answer="", reward=0.0,
-                          messages=messages, tool_calls=int(result.get("tool_calls", 0)))
+        episode = Episode(
+            task.task_id,
+            attempt,
+            task.question,
+            task.answer,
+            answer="",
+            reward=0.0,
+            messages=messages,
+            tool_calls=int(result.get("tool_calls", 0)),
+        )
         if not result["success"]:
             episode.error = f"plan failed at {result['failed']}"
         else:
             resp = await client.chat.completions.create(
-                model=model, messages=messages, temperature=temperature, max_tokens=MAX_ANSWER_TOKENS,
-                seed=seed, logprobs=True, extra_body={"return_token_ids": True},
+                model=model,
+                messages=messages,
+                temperature=temperature,
+                max_tokens=MAX_ANSWER_TOKENS,
+                seed=seed,
+                logprobs=True,
+                extra_body={"return_token_ids": True},
             )
             choice = resp.choices[0]
             episode.answer = choice.message.content or ""
@@ -97,9 +130,18 @@ async def run_episode(task: W.Task, *, client: Any, kb: W.KB, attempt: int = 0, 
     return episode
 
 
-async def run_episodes(jobs: list[tuple[W.Task, int]], *, base_url: str, kb: W.KB, model: str = "policy",
-                       temperature: float = 1.0, seed_salt: int = 0, concurrency: int = 8,
-                       on_done: Any = None, agent_name: str = AGENT_NAME) -> list[Episode]:
+async def run_episodes(
+    jobs: list[tuple[W.Task, int]],
+    *,
+    base_url: str,
+    kb: W.KB,
+    model: str = "policy",
+    temperature: float = 1.0,
+    seed_salt: int = 0,
+    concurrency: int = 8,
+    on_done: Any = None,
+    agent_name: str = AGENT_NAME,
+) -> list[Episode]:
     """Run ``(task, attempt)`` rollouts, ``concurrency`` at a time, against the server at ``base_url``."""
     import openai
 
@@ -111,9 +153,17 @@ async def run_episodes(jobs: list[tuple[W.Task, int]], *, base_url: str, kb: W.K
 
     async def one(task: W.Task, attempt: int) -> Episode:
         async with gate:
-            ep = await run_episode(task, client=client, kb=kb, attempt=attempt, model=model,
-                                   temperature=temperature, seed=episode_seed(task.task_id, attempt, seed_salt),
-                                   planner=planner, agent_name=agent_name)
+            ep = await run_episode(
+                task,
+                client=client,
+                kb=kb,
+                attempt=attempt,
+                model=model,
+                temperature=temperature,
+                seed=episode_seed(task.task_id, attempt, seed_salt),
+                planner=planner,
+                agent_name=agent_name,
+            )
         if on_done is not None:
             on_done(ep)
         return ep

@@ -9,26 +9,63 @@ import click
 
 
 @click.command("demo")
-@click.option("--work-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("lightspan-demo"),
-              show_default=True, help="Fresh directory for the policy, checkpoints, data and report.")
-@click.option("--rollouts", "n_rollouts", type=click.IntRange(8, 100_000), default=1200, show_default=True,
-              help="Training rollouts (train tasks x --group-size attempts).")
-@click.option("--group-size", type=click.IntRange(2, 64), default=8, show_default=True,
-              help="Attempts per task (advantages are normalized within a task's group).")
-@click.option("--held-out", type=click.FloatRange(0.05, 0.9), default=0.25, show_default=True,
-              help="Fraction of tasks kept for evaluation only.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for the world, split and sampling.")
-@click.option("--rounds", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="On-policy rounds: rollouts -> convert -> lightningrl -> reload.")
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("lightspan-demo"),
+    show_default=True,
+    help="Fresh directory for the policy, checkpoints, data and report.",
+)
+@click.option(
+    "--rollouts",
+    "n_rollouts",
+    type=click.IntRange(8, 100_000),
+    default=1200,
+    show_default=True,
+    help="Training rollouts (train tasks x --group-size attempts).",
+)
+@click.option(
+    "--group-size",
+    type=click.IntRange(2, 64),
+    default=8,
+    show_default=True,
+    help="Attempts per task (advantages are normalized within a task's group).",
+)
+@click.option(
+    "--held-out",
+    type=click.FloatRange(0.05, 0.9),
+    default=0.25,
+    show_default=True,
+    help="Fraction of tasks kept for evaluation only.",
+)
+@click.option(
+    "--seed", type=int, default=0, show_default=True, help="Seed for the world, split and sampling."
+)
+@click.option(
+    "--rounds",
+    type=click.IntRange(1, 20),
+    default=3,
+    show_default=True,
+    help="On-policy rounds: rollouts -> convert -> lightningrl -> reload.",
+)
 @click.option("--quick", is_flag=True, help="A small run (CI's end-to-end test): seconds of training.")
-def demo(work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, rounds: int, quick: bool) -> None:
+def demo(
+    work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, rounds: int, quick: bool
+) -> None:
     """Warm-start a tiny policy, serve it, run GAP agent rollouts, train with lightningrl, re-evaluate."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo builds its model; nothing comes from a hub
     from lightspan.demo.run import DemoConfig, run_demo
 
     try:
-        cfg = DemoConfig(work_dir=work_dir, n_rollouts=n_rollouts, group_size=group_size, held_out=held_out,
-                         seed=seed, rounds=rounds, quick=quick)
+        cfg = DemoConfig(
+            work_dir=work_dir,
+            n_rollouts=n_rollouts,
+            group_size=group_size,
+            held_out=held_out,
+            seed=seed,
+            rounds=rounds,
+            quick=quick,
+        )
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc
     try:

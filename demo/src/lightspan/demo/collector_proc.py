@@ -72,13 +72,22 @@ def start_collector(work_dir: Path, *, ready_timeout: float = 90.0) -> Collector
     grpc_port, http_port, query_port = _free_port(), _free_port(), _free_port()
     log_path = work_dir / "collector.log"
     cmd = [
-        sys.executable, "-m", "lightspan.cli", "collector",
-        "--data-dir", str(work_dir / "store"),
-        "--spool-dir", str(work_dir / "spool"),
-        "--grpc-endpoint", f"127.0.0.1:{grpc_port}",
-        "--http-endpoint", f"127.0.0.1:{http_port}",
-        "--query-endpoint", f"127.0.0.1:{query_port}",
-        "--batch-timeout", "0.2",
+        sys.executable,
+        "-m",
+        "lightspan.cli",
+        "collector",
+        "--data-dir",
+        str(work_dir / "store"),
+        "--spool-dir",
+        str(work_dir / "spool"),
+        "--grpc-endpoint",
+        f"127.0.0.1:{grpc_port}",
+        "--http-endpoint",
+        f"127.0.0.1:{http_port}",
+        "--query-endpoint",
+        f"127.0.0.1:{query_port}",
+        "--batch-timeout",
+        "0.2",
     ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LIGHTSPAN_CLICKHOUSE")}
     with open(log_path, "wb") as log:  # the child keeps its own copy of the descriptor

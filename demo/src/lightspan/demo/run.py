@@ -29,8 +29,19 @@ from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, Episode, run_episo
 from lightspan.demo.warmstart import WarmStartConfig, build_policy
 
 __all__ = [
-    "DemoConfig", "DemoReport", "EvalResult", "Hops", "Tracing", "World", "build_warm_policy", "collect_rollouts",
-    "evaluate", "prepare_world", "run_demo", "setup_tracing", "start_policy_server",
+    "DemoConfig",
+    "DemoReport",
+    "EvalResult",
+    "Hops",
+    "Tracing",
+    "World",
+    "build_warm_policy",
+    "collect_rollouts",
+    "evaluate",
+    "prepare_world",
+    "run_demo",
+    "setup_tracing",
+    "start_policy_server",
     "train_policy",
 ]
 
@@ -72,9 +83,13 @@ class DemoConfig:
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
         if self.n_rollouts < self.group_size:
-            raise ValueError(f"n_rollouts ({self.n_rollouts}) must be at least group_size ({self.group_size})")
+            raise ValueError(
+                f"n_rollouts ({self.n_rollouts}) must be at least group_size ({self.group_size})"
+            )
         if self.group_size < 2:
-            raise ValueError(f"group_size must be >= 2 for group-normalized advantages, got {self.group_size}")
+            raise ValueError(
+                f"group_size must be >= 2 for group-normalized advantages, got {self.group_size}"
+            )
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
         if self.quick:
@@ -85,7 +100,9 @@ class DemoConfig:
             self.max_steps = self.max_steps if self.max_steps > 0 else 4
             if self.warmstart == WarmStartConfig():
                 self.warmstart = WarmStartConfig(sft_steps=30)
-        if self.warmstart.seed != self.seed and self.warmstart == WarmStartConfig(sft_steps=self.warmstart.sft_steps):
+        if self.warmstart.seed != self.seed and self.warmstart == WarmStartConfig(
+            sft_steps=self.warmstart.sft_steps
+        ):
             self.warmstart = replace(self.warmstart, seed=self.seed)  # one --seed varies the whole run
 
 
@@ -253,14 +270,30 @@ def setup_tracing(cfg: DemoConfig) -> Tracing:
     return Tracing(provider, memory, cfg.otlp_endpoint)
 
 
-def _rollouts(cfg: DemoConfig, jobs: list[tuple[W.Task, int]], server: Any, world: World, desc: str,
-              salt: int, agent_name: str = AGENT_NAME) -> list[Episode]:
+def _rollouts(
+    cfg: DemoConfig,
+    jobs: list[tuple[W.Task, int]],
+    server: Any,
+    world: World,
+    desc: str,
+    salt: int,
+    agent_name: str = AGENT_NAME,
+) -> list[Episode]:
     from tqdm import tqdm
 
     with tqdm(total=len(jobs), desc=desc, unit="rollout", leave=False, mininterval=2.0) as bar:
-        return asyncio.run(run_episodes(jobs, base_url=server.base_url, kb=world.kb, temperature=cfg.temperature,
-                                        seed_salt=salt, concurrency=cfg.concurrency,
-                                        on_done=lambda ep: bar.update(1), agent_name=agent_name))
+        return asyncio.run(
+            run_episodes(
+                jobs,
+                base_url=server.base_url,
+                kb=world.kb,
+                temperature=cfg.temperature,
+                seed_salt=salt,
+                concurrency=cfg.concurrency,
+                on_done=lambda ep: bar.update(1),
+                agent_name=agent_name,
+            )
+        )
 
 
 def evaluate(cfg: DemoConfig, world: World, server: Any, label: str) -> EvalResult:
@@ -270,13 +303,18 @@ def evaluate(cfg: DemoConfig, world: World, server: Any, label: str) -> EvalResu
     to train on the training rollouts only.
     """
     jobs = [(t, a) for t in world.held_out for a in range(cfg.eval_attempts)]
-    episodes = _rollouts(cfg, jobs, server, world, f"eval {label}", salt=10_000 + cfg.seed,
-                         agent_name=EVAL_AGENT_NAME)
+    episodes = _rollouts(
+        cfg, jobs, server, world, f"eval {label}", salt=10_000 + cfg.seed, agent_name=EVAL_AGENT_NAME
+    )
     by_type: dict[str, list[float]] = defaultdict(list)
     for ep in episodes:
         by_type[ep.task_id.split(":")[0]].append(ep.reward)
-    return EvalResult(label, statistics.fmean(ep.reward for ep in episodes), len(episodes),
-                      {k: statistics.fmean(v) for k, v in sorted(by_type.items())})
+    return EvalResult(
+        label,
+        statistics.fmean(ep.reward for ep in episodes),
+        len(episodes),
+        {k: statistics.fmean(v) for k, v in sorted(by_type.items())},
+    )
 
 
 def collect_rollouts(cfg: DemoConfig, world: World, server: Any, round_: int = 1) -> list[Episode]:
@@ -287,22 +325,38 @@ def collect_rollouts(cfg: DemoConfig, world: World, server: Any, round_: int = 1
     n_tasks = cfg.n_rollouts // cfg.group_size
     tasks = [world.train[i % len(world.train)] for i in range(n_tasks)]
     base = (round_ - 1) * cfg.group_size * (1 + (n_tasks - 1) // len(world.train))
-    jobs = [(t, base + a + (i // len(world.train)) * cfg.group_size) for i, t in enumerate(tasks)
-            for a in range(cfg.group_size)]
-    return _rollouts(cfg, jobs, server, world, f"rollouts round {round_}", salt=cfg.seed + 1000 * (round_ - 1))
+    jobs = [
+        (t, base + a + (i // len(world.train)) * cfg.group_size)
+        for i, t in enumerate(tasks)
+        for a in range(cfg.group_size)
+    ]
+    return _rollouts(
+        cfg, jobs, server, world, f"rollouts round {round_}", salt=cfg.seed + 1000 * (round_ - 1)
+    )
 
 
 def train_policy(cfg: DemoConfig, model_path: str, data: Any, output_dir: Path | None = None) -> Any:
     """One lightningrl run on ``data`` (rows, a Dataset, converter output or a DSN); returns its TrainResult."""
     from lightspan.training import TrainConfig, train
 
-    return train(TrainConfig(
-        algo="lightningrl", model=model_path, data=data, output_dir=str(output_dir or cfg.work_dir / "train"),
-        learning_rate=cfg.learning_rate, num_train_epochs=cfg.num_train_epochs, max_steps=cfg.max_steps,
-        per_device_train_batch_size=cfg.batch_size, clip_epsilon=cfg.clip_epsilon,
-        clip_epsilon_high=cfg.clip_epsilon_high, seed=cfg.seed, use_cpu=True, progress=False,
-        save_steps=10_000,
-    ))
+    return train(
+        TrainConfig(
+            algo="lightningrl",
+            model=model_path,
+            data=data,
+            output_dir=str(output_dir or cfg.work_dir / "train"),
+            learning_rate=cfg.learning_rate,
+            num_train_epochs=cfg.num_train_epochs,
+            max_steps=cfg.max_steps,
+            per_device_train_batch_size=cfg.batch_size,
+            clip_epsilon=cfg.clip_epsilon,
+            clip_epsilon_high=cfg.clip_epsilon_high,
+            seed=cfg.seed,
+            use_cpu=True,
+            progress=False,
+            save_steps=10_000,
+        )
+    )
 
 
 def stored_rows(query_url: str) -> int:
@@ -326,15 +380,22 @@ def wait_for_rows(query_url: str, expected: int, timeout: float = 180.0) -> int:
     return have
 
 
-def convert_rollouts(cfg: DemoConfig, query_url: str, since: Any = None, output_dir: Path | None = None) -> Any:
+def convert_rollouts(
+    cfg: DemoConfig, query_url: str, since: Any = None, output_dir: Path | None = None
+) -> Any:
     """Training rollouts (agent ``kb-agent``, started at or after ``since``) from the store ->
     Lightning JSONL + call rows, with GRPO advantages over each task's rollouts of that selection."""
     from lightspan.converters import ConvertConfig, Selection, convert
 
-    return convert(ConvertConfig(
-        dsn=query_url, selection=Selection(agent_name=AGENT_NAME, since=since), credit="grpo",
-        output_dir=str(output_dir or cfg.work_dir / "converted"), formats=("trajectory-jsonl", "rows-parquet"),
-    ))
+    return convert(
+        ConvertConfig(
+            dsn=query_url,
+            selection=Selection(agent_name=AGENT_NAME, since=since),
+            credit="grpo",
+            output_dir=str(output_dir or cfg.work_dir / "converted"),
+            formats=("trajectory-jsonl", "rows-parquet"),
+        )
+    )
 
 
 def _fresh(cfg: DemoConfig) -> None:
@@ -367,8 +428,19 @@ class RoundResult:
     model_path: str
 
 
-def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing, collector: Any, model: str,
-           hops: Hops, seconds: dict[str, float], echo: Echo, done_steps: int) -> tuple[RoundResult, Any]:
+def _round(
+    cfg: DemoConfig,
+    r: int,
+    world: World,
+    server: Any,
+    tracing: Tracing,
+    collector: Any,
+    model: str,
+    hops: Hops,
+    seconds: dict[str, float],
+    echo: Echo,
+    done_steps: int,
+) -> tuple[RoundResult, Any]:
     """Rollouts on the current policy -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval."""
     from datetime import datetime, timezone
 
@@ -389,16 +461,30 @@ def _round(cfg: DemoConfig, r: int, world: World, server: Any, tracing: Tracing,
     hops.trajectories += conv.rollouts_converted
     hops.trajectory_llm_calls += conv.llm_calls
     hops.training_rows += conv.rows_written.get("rows-parquet", 0)
-    echo(f"round {r}: {len(episodes)} rollouts (reward {train_reward:.3f}) -> store: {exported} spans exported so far, "
-         f"{stored} rows stored -> {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
-         f"{conv.rows_written.get('rows-parquet', 0)} rows")
-    result = timed("train", lambda: train_policy(cfg, model, str(out), output_dir=cfg.work_dir / "train" / f"round-{r}"))
+    echo(
+        f"round {r}: {len(episodes)} rollouts (reward {train_reward:.3f}) -> store: {exported} spans exported so far, "
+        f"{stored} rows stored -> {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
+        f"{conv.rows_written.get('rows-parquet', 0)} rows"
+    )
+    result = timed(
+        "train", lambda: train_policy(cfg, model, str(out), output_dir=cfg.work_dir / "train" / f"round-{r}")
+    )
     timed("reload", lambda: server.reload(result.model_path))
     held = timed("eval", lambda: evaluate(cfg, world, server, f"round {r}"))
-    echo(f"round {r}: lightningrl {result.steps} steps on {result.num_rows} rows; held-out reward now "
-         f"{held.reward:.3f}; serving {result.model_path}")
-    return RoundResult(r, len(episodes), train_reward, result.num_rows, result.steps, done_steps + result.steps,
-                       held.reward, result.model_path), (result, held)
+    echo(
+        f"round {r}: lightningrl {result.steps} steps on {result.num_rows} rows; held-out reward now "
+        f"{held.reward:.3f}; serving {result.model_path}"
+    )
+    return RoundResult(
+        r,
+        len(episodes),
+        train_reward,
+        result.num_rows,
+        result.steps,
+        done_steps + result.steps,
+        held.reward,
+        result.model_path,
+    ), (result, held)
 
 
 def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
@@ -418,7 +504,9 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
 
     timed = partial(_timed, seconds)
     world = prepare_world(cfg)
-    echo(f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks")
+    echo(
+        f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks"
+    )
     policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
     echo(f"policy: warm-started tiny model in {policy} ({seconds['warmstart']}s)")
     hops = Hops()
@@ -429,8 +517,10 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     # and unwinds in reverse (policy server, tracing, collector subprocess) however the run ends.
     with ExitStack() as stack:
         collector = stack.enter_context(timed("collector_start", lambda: start_collector(cfg.work_dir)))
-        echo(f"collector: OTLP {collector.otlp_endpoint}, store {cfg.work_dir / 'store'}, "
-             f"query interface {collector.query_url}")
+        echo(
+            f"collector: OTLP {collector.otlp_endpoint}, store {cfg.work_dir / 'store'}, "
+            f"query interface {collector.query_url}"
+        )
         cfg.otlp_endpoint = collector.otlp_endpoint
         tracing = stack.enter_context(setup_tracing(cfg))
         server = stack.enter_context(start_policy_server(policy))
@@ -439,15 +529,30 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
         model = policy
         for r in range(1, cfg.rounds + 1):
-            summary, (result, after) = _round(cfg, r, world, server, tracing, collector, model, hops, seconds,
-                                               echo, rounds[-1].cumulative_steps if rounds else 0)
+            summary, (result, after) = _round(
+                cfg,
+                r,
+                world,
+                server,
+                tracing,
+                collector,
+                model,
+                hops,
+                seconds,
+                echo,
+                rounds[-1].cumulative_steps if rounds else 0,
+            )
             offset = rounds[-1].cumulative_steps if rounds else 0
-            metrics += [{**m, "step": m["step"] + offset} for m in read_metrics(result.metrics_path) if "step" in m]
+            metrics += [
+                {**m, "step": m["step"] + offset} for m in read_metrics(result.metrics_path) if "step" in m
+            ]
             rounds.append(summary)
             model = result.model_path
         served = server.model_path
-        echo(f"held-out reward after {cfg.rounds} round(s): {after.reward:.3f} (before {before.reward:.3f}, "
-             f"{after.reward - before.reward:+.3f})")
+        echo(
+            f"held-out reward after {cfg.rounds} round(s): {after.reward:.3f} (before {before.reward:.3f}, "
+            f"{after.reward - before.reward:+.3f})"
+        )
         # The last hops, in the order the stack unwinds: no more requests, every span flushed and stored,
         # then the collector stopped. The stops are idempotent: on this path the stack finds them done.
         server.stop()
@@ -461,18 +566,31 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     echo("hops: " + hops.summary())
     echo(f"counts match at every hop: {counts_match}")
     paths = {
-        "work dir": str(cfg.work_dir), "embedded store": str(cfg.work_dir / "store"),
+        "work dir": str(cfg.work_dir),
+        "embedded store": str(cfg.work_dir / "store"),
         "trajectories (Lightning JSONL)": str(cfg.work_dir / "converted" / "round-N" / "trajectory-jsonl"),
         "training rows (Parquet)": str(cfg.work_dir / "converted" / "round-N" / "rows-parquet"),
         "trained policy": str(result.model_path if result else None),
         "training metrics": str(cfg.work_dir / "train" / "round-N" / "metrics.jsonl"),
         "collector log": str(collector.log_path),
-        "plot": str(cfg.work_dir / "reward.png"), "report": str(cfg.work_dir / "report.md"),
+        "plot": str(cfg.work_dir / "reward.png"),
+        "report": str(cfg.work_dir / "report.md"),
     }
     report = DemoReport(
-        str(cfg.work_dir), policy, result.model_path if result else None, served, before, after,
-        sum(x.rollouts for x in rounds), statistics.fmean(x.train_reward for x in rounds) if rounds else 0.0,
-        sum(x.steps for x in rounds), hops, counts_match, spans, seconds, paths,
+        str(cfg.work_dir),
+        policy,
+        result.model_path if result else None,
+        served,
+        before,
+        after,
+        sum(x.rollouts for x in rounds),
+        statistics.fmean(x.train_reward for x in rounds) if rounds else 0.0,
+        sum(x.steps for x in rounds),
+        hops,
+        counts_match,
+        spans,
+        seconds,
+        paths,
         [asdict(x) for x in rounds],
     )
     write_plot(metrics, before.reward, [asdict(x) for x in rounds], cfg.work_dir / "reward.png")

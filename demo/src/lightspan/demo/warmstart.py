@@ -39,8 +39,14 @@ def observations_for(kb: W.KB, task: W.Task) -> list[str]:
     return [first] if hop is None else [first, W.facts_about(kb, W.follow(first, hop))]
 
 
-def build_policy(output_dir: str | Path, kb: W.KB, train_tasks: list[W.Task], cfg: WarmStartConfig | None = None,
-                 *, progress: Callable[[int, float], None] | None = None) -> str:
+def build_policy(
+    output_dir: str | Path,
+    kb: W.KB,
+    train_tasks: list[W.Task],
+    cfg: WarmStartConfig | None = None,
+    *,
+    progress: Callable[[int, float], None] | None = None,
+) -> str:
     """Build a tiny random-init model with a tokenizer trained on the world's words, SFT it, save it.
 
     Returns the checkpoint directory (``output_dir``), ready for :class:`lightspan.serving.PolicyServer`.
@@ -54,16 +60,25 @@ def build_policy(output_dir: str | Path, kb: W.KB, train_tasks: list[W.Task], cf
     if not train_tasks:
         raise ValueError("build_policy needs at least one training task")
     out = Path(output_dir)
-    base = build_tiny_model(out, texts=W.corpus(kb), vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
-                            num_layers=cfg.num_layers, seed=cfg.seed)
+    base = build_tiny_model(
+        out,
+        texts=W.corpus(kb),
+        vocab_size=cfg.vocab_size,
+        hidden_size=cfg.hidden_size,
+        num_layers=cfg.num_layers,
+        seed=cfg.seed,
+    )
     tok = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
     if cfg.sft_steps <= 0:
         return str(out)
 
     def example(task: W.Task) -> tuple[list[int], list[int]]:
-        text = tok.apply_chat_template(W.policy_messages(task.question, observations_for(kb, task)),
-                                       add_generation_prompt=True, tokenize=False)
+        text = tok.apply_chat_template(
+            W.policy_messages(task.question, observations_for(kb, task)),
+            add_generation_prompt=True,
+            tokenize=False,
+        )
         prompt = tok(text, add_special_tokens=False)["input_ids"]
         return prompt, tok(task.answer, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
 
@@ -79,7 +94,7 @@ def build_policy(output_dir: str | Path, kb: W.KB, train_tasks: list[W.Task], cf
         mask = torch.zeros((len(batch), width))
         for i, (p, c) in enumerate(batch):
             ids[i, : len(p) + len(c)] = torch.tensor(p + c)
-            mask[i, len(p): len(p) + len(c)] = 1.0
+            mask[i, len(p) : len(p) + len(c)] = 1.0
         logits = model(ids).logits[:, :-1].float()
         logp = torch.log_softmax(logits, dim=-1).gather(2, ids[:, 1:, None])[..., 0]
         m = mask[:, 1:]

@@ -14,19 +14,71 @@ import random
 from dataclasses import dataclass
 
 __all__ = [
-    "KB", "QUESTION_TYPES", "Task", "build_kb", "facts_about", "follow", "make_tasks", "policy_messages",
-    "reward", "split_tasks",
+    "KB",
+    "QUESTION_TYPES",
+    "Task",
+    "build_kb",
+    "facts_about",
+    "follow",
+    "make_tasks",
+    "policy_messages",
+    "reward",
+    "split_tasks",
 ]
 
 PEOPLE = (
-    "alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy", "kim", "leo",
-    "mia", "nina", "oscar", "peggy", "quinn", "rita", "sam", "tina", "uma", "vic", "wendy", "yuri",
-    "zoe", "abel", "bea", "cleo", "dan", "eve", "finn", "gus", "hana", "ian", "jack", "kate", "liam",
-    "max", "ned", "olga",
+    "alice",
+    "bob",
+    "carol",
+    "dave",
+    "erin",
+    "frank",
+    "grace",
+    "heidi",
+    "ivan",
+    "judy",
+    "kim",
+    "leo",
+    "mia",
+    "nina",
+    "oscar",
+    "peggy",
+    "quinn",
+    "rita",
+    "sam",
+    "tina",
+    "uma",
+    "vic",
+    "wendy",
+    "yuri",
+    "zoe",
+    "abel",
+    "bea",
+    "cleo",
+    "dan",
+    "eve",
+    "finn",
+    "gus",
+    "hana",
+    "ian",
+    "jack",
+    "kate",
+    "liam",
+    "max",
+    "ned",
+    "olga",
 )
 CITY_COUNTRY = {
-    "paris": "france", "lyon": "france", "rome": "italy", "milan": "italy", "berlin": "germany",
-    "munich": "germany", "madrid": "spain", "porto": "portugal", "vienna": "austria", "oslo": "norway",
+    "paris": "france",
+    "lyon": "france",
+    "rome": "italy",
+    "milan": "italy",
+    "berlin": "germany",
+    "munich": "germany",
+    "madrid": "spain",
+    "porto": "portugal",
+    "vienna": "austria",
+    "oslo": "norway",
 }
 JOBS = ("baker", "doctor", "pilot", "farmer", "singer", "tailor", "nurse", "judge")
 
@@ -90,7 +142,7 @@ def follow(facts: str, relation: str) -> str:
         words = sentence.split()
         rel = relation.split()
         for i in range(len(words) - len(rel)):
-            if words[i + 1: i + 1 + len(rel)] == rel and i + 1 + len(rel) < len(words):
+            if words[i + 1 : i + 1 + len(rel)] == rel and i + 1 + len(rel) < len(words):
                 return words[i + 1 + len(rel)]
     raise KeyError(f"no {relation!r} fact in {facts!r}")
 

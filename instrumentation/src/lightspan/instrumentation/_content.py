@@ -90,7 +90,9 @@ def add_content(attrs: dict[str, Any], key: str, value: Any) -> None:
         if truncated:
             attrs[A.TRUNCATED] = True
     except Exception:  # never break the agent for telemetry
-        _log.warning("lightspan: dropped attribute %s (redaction or serialization failed)", key, exc_info=True)
+        _log.warning(
+            "lightspan: dropped attribute %s (redaction or serialization failed)", key, exc_info=True
+        )
 
 
 def add_json(attrs: dict[str, Any], key: str, value: Any) -> None:

@@ -90,8 +90,10 @@ class _Call:
         return context.attach(context.set_value(LLM_CALL_KEY, True, ctx))
 
     def finish(self, result: Any, streaming: bool) -> Any:
-        if streaming and self.spec.accumulator is not None and (
-            hasattr(result, "__next__") or hasattr(result, "__anext__")
+        if (
+            streaming
+            and self.spec.accumulator is not None
+            and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
         ):
             try:
                 acc = self.spec.accumulator(self.request)
@@ -113,7 +115,9 @@ class _Call:
         return result
 
 
-def _begin(tracer_getter: Callable[[], trace.Tracer], spec: CallSpec, instance: Any, args: tuple, kwargs: dict) -> _Call | None:
+def _begin(
+    tracer_getter: Callable[[], trace.Tracer], spec: CallSpec, instance: Any, args: tuple, kwargs: dict
+) -> _Call | None:
     """Start the span; ``None`` when suppressed or when reading the request failed."""
     if is_suppressed():
         return None
@@ -136,7 +140,9 @@ def _begin(tracer_getter: Callable[[], trace.Tracer], spec: CallSpec, instance: 
         return None
 
 
-def make_wrapper(spec: CallSpec, tracer_getter: Callable[[], trace.Tracer], is_async: bool) -> Callable[..., Any]:
+def make_wrapper(
+    spec: CallSpec, tracer_getter: Callable[[], trace.Tracer], is_async: bool
+) -> Callable[..., Any]:
     """A wrapt wrapper recording ``spec``'s calls; sync and async share ``_begin``/``_Call``."""
 
     if is_async:

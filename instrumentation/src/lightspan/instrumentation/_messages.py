@@ -58,11 +58,22 @@ def text_parts(content: Any) -> list[dict[str, Any]]:
         elif kind in ("thinking", "reasoning"):
             parts.append({"type": "reasoning", "content": get(block, "thinking") or get(block, "text", "")})
         elif kind == "tool_use":
-            parts.append({"type": "tool_call", "id": get(block, "id"), "name": get(block, "name"),
-                          "arguments": get(block, "input")})
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": get(block, "id"),
+                    "name": get(block, "name"),
+                    "arguments": get(block, "input"),
+                }
+            )
         elif kind == "tool_result":
-            parts.append({"type": "tool_call_response", "id": get(block, "tool_use_id"),
-                          "response": _plain(get(block, "content"))})
+            parts.append(
+                {
+                    "type": "tool_call_response",
+                    "id": get(block, "tool_use_id"),
+                    "response": _plain(get(block, "content")),
+                }
+            )
         else:
             parts.append({"type": kind or "unknown"})
     return parts
@@ -80,8 +91,14 @@ def openai_tool_call_parts(tool_calls: Any) -> list[dict[str, Any]]:
     parts = []
     for call in tool_calls or ():
         fn = get(call, "function")
-        parts.append({"type": "tool_call", "id": get(call, "id"), "name": get(fn, "name"),
-                      "arguments": parse_arguments(get(fn, "arguments"))})
+        parts.append(
+            {
+                "type": "tool_call",
+                "id": get(call, "id"),
+                "name": get(fn, "name"),
+                "arguments": parse_arguments(get(fn, "arguments")),
+            }
+        )
     return parts
 
 
@@ -91,8 +108,18 @@ def openai_input_messages(messages: Any) -> list[dict[str, Any]]:
     for m in messages or ():
         role = get(m, "role", "user")
         if role == "tool":
-            out.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": get(m, "tool_call_id"),
-                                                   "response": _plain(get(m, "content"))}]})
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": get(m, "tool_call_id"),
+                            "response": _plain(get(m, "content")),
+                        }
+                    ],
+                }
+            )
             continue
         parts = text_parts(get(m, "content")) + openai_tool_call_parts(get(m, "tool_calls"))
         out.append({"role": role, "parts": parts})
@@ -106,13 +133,26 @@ def openai_tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
     out = []
     for t in tools:
         fn = get(t, "function") or t  # Responses API tools are flat
-        out.append({"type": get(t, "type", "function"), "name": get(fn, "name"),
-                    "description": get(fn, "description"), "parameters": get(fn, "parameters")})
+        out.append(
+            {
+                "type": get(t, "type", "function"),
+                "name": get(fn, "name"),
+                "description": get(fn, "description"),
+                "parameters": get(fn, "parameters"),
+            }
+        )
     return out
 
 
 def anthropic_tool_definitions(tools: Any) -> list[dict[str, Any]] | None:
     if not tools:
         return None
-    return [{"type": "function", "name": get(t, "name"), "description": get(t, "description"),
-             "parameters": get(t, "input_schema")} for t in tools]
+    return [
+        {
+            "type": "function",
+            "name": get(t, "name"),
+            "description": get(t, "description"),
+            "parameters": get(t, "input_schema"),
+        }
+        for t in tools
+    ]

@@ -39,7 +39,9 @@ class Patches:
     def apply(self) -> None:
         self._active = True
         for module_name, path, wrapper in self._patches:
-            wrapt.register_post_import_hook(functools.partial(self._patch, path=path, wrapper=wrapper), module_name)
+            wrapt.register_post_import_hook(
+                functools.partial(self._patch, path=path, wrapper=wrapper), module_name
+            )
 
     def _patch(self, module: Any, *, path: str, wrapper: Wrapper) -> None:
         key = (module.__name__, path)

@@ -21,11 +21,17 @@ RedactHook = Callable[[str, Any], Any]
 
 #: Settings field -> environment variables, first set-and-valid wins.
 _ENV: dict[str, tuple[str, ...]] = {
-    "capture_content": (env.LIGHTSPAN_CAPTURE_CONTENT, env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT),
+    "capture_content": (
+        env.LIGHTSPAN_CAPTURE_CONTENT,
+        env.OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT,
+    ),
     "max_attribute_bytes": (env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES,),
 }
 #: The settings ``configure()`` and the environment may set (``redact`` is a callable: argument only).
-_PARSERS: dict[str, Parser | None] = {"capture_content": parse_bool, "max_attribute_bytes": parse_positive_int}
+_PARSERS: dict[str, Parser | None] = {
+    "capture_content": parse_bool,
+    "max_attribute_bytes": parse_positive_int,
+}
 
 
 @dataclass

@@ -41,7 +41,9 @@ def emit_reward(
     if span_id is not None:
         _check_span_id(span_id)
     if current_rollout() is None:
-        _log.warning("lightspan: emit_reward(%s=%r) outside a rollout; the reward has no rollout id", name, value)
+        _log.warning(
+            "lightspan: emit_reward(%s=%r) outside a rollout; the reward has no rollout id", name, value
+        )
     attrs: dict[str, object] = {
         A.GEN_AI_OPERATION_NAME: A.OP_REWARD,
         A.REWARD_VALUE: value,

@@ -118,7 +118,9 @@ class _ToolSpan:
 @overload
 def tool(func: F, *, name: str | None = None, description: str | None = None) -> F: ...
 @overload
-def tool(func: None = None, *, name: str | None = None, description: str | None = None) -> Callable[[F], F]: ...
+def tool(
+    func: None = None, *, name: str | None = None, description: str | None = None
+) -> Callable[[F], F]: ...
 
 
 def tool(func=None, *, name=None, description=None):
@@ -134,7 +136,9 @@ def tool(func=None, *, name=None, description=None):
         if not callable(fn):
             raise TypeError(f"@tool needs a function, got {type(fn).__name__}: {fn!r}.")
         if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn):
-            raise TypeError(f"@tool does not support generator functions ({fn.__qualname__}); return a value.")
+            raise TypeError(
+                f"@tool does not support generator functions ({fn.__qualname__}); return a value."
+            )
         tool_name = name or getattr(fn, "__name__", None) or type(fn).__name__
         recorder = _ToolSpan(fn, tool_name, description if description is not None else _description(fn))
 
@@ -143,7 +147,9 @@ def tool(func=None, *, name=None, description=None):
             @functools.wraps(fn)
             async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
                 span = recorder.start(args, kwargs)
-                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
                     try:
                         result = await fn(*args, **kwargs)
                     except BaseException as exc:
@@ -158,7 +164,9 @@ def tool(func=None, *, name=None, description=None):
             @functools.wraps(fn)
             def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                 span = recorder.start(args, kwargs)
-                with trace.use_span(span, end_on_exit=False, record_exception=False, set_status_on_exception=False):
+                with trace.use_span(
+                    span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+                ):
                     try:
                         result = fn(*args, **kwargs)
                     except BaseException as exc:

@@ -20,7 +20,9 @@ from typing import Any
 
 from lightspan.schemas import attributes as A
 
-_OLD_GENAI = frozenset({A.OLD_GEN_AI_SYSTEM, A.OLD_GEN_AI_USAGE_PROMPT_TOKENS, A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS})
+_OLD_GENAI = frozenset(
+    {A.OLD_GEN_AI_SYSTEM, A.OLD_GEN_AI_USAGE_PROMPT_TOKENS, A.OLD_GEN_AI_USAGE_COMPLETION_TOKENS}
+)
 _OPENLLMETRY = frozenset(
     {
         A.OPENLLMETRY_SPAN_KIND,

@@ -116,7 +116,11 @@ REWARDS_COLUMNS: dict[str, str] = {
     "IngestedAt": "DateTime64(6)",
 }
 
-WATERMARKS_COLUMNS: dict[str, str] = {"Name": "String", "Watermark": "DateTime64(6)", "UpdatedAt": "DateTime64(6)"}
+WATERMARKS_COLUMNS: dict[str, str] = {
+    "Name": "String",
+    "Watermark": "DateTime64(6)",
+    "UpdatedAt": "DateTime64(6)",
+}
 
 
 @dataclass(frozen=True)
@@ -188,7 +192,9 @@ class Table:
 
 
 def _spans_columns_sql() -> str:
-    lines = [f"    `{name}` {typ} CODEC(ZSTD(1))" for name, typ in OTEL_TRACES_COLUMNS.items() if "." not in name]
+    lines = [
+        f"    `{name}` {typ} CODEC(ZSTD(1))" for name, typ in OTEL_TRACES_COLUMNS.items() if "." not in name
+    ]
     lines[0] = "    `Timestamp` DateTime64(9) CODEC(Delta, ZSTD(1))"
     lines.append(
         "    `Events` Nested(`Timestamp` DateTime64(9), `Name` LowCardinality(String),"

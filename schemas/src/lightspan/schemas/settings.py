@@ -29,6 +29,7 @@ TRUE_WORDS: Final = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS: Final = frozenset({"0", "false", "no", "off"})
 BOOL_SPELLINGS: Final = "true/false, 1/0, yes/no, on/off"
 
+
 class SettingsError(ValueError):
     """A setting that cannot be used; the message names it, where it came from and what is accepted."""
 
@@ -227,7 +228,9 @@ def read_settings_file(file: SettingsFile) -> dict[str, Any]:
     if doc is None:
         return {}
     if not isinstance(doc, dict):
-        raise SettingsError(f"{where} must hold a {file.format} mapping of setting: value, got {type(doc).__name__}")
+        raise SettingsError(
+            f"{where} must hold a {file.format} mapping of setting: value, got {type(doc).__name__}"
+        )
     if file.section is not None and isinstance(doc.get(file.section), dict):
         doc = doc[file.section]
     return {str(k): v for k, v in doc.items()}

@@ -24,7 +24,9 @@ def _validator() -> Any:
     try:
         import jsonschema
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise ImportError("Validating trajectories needs jsonschema. Install with: pip install lightspan[convert]") from exc
+        raise ImportError(
+            "Validating trajectories needs jsonschema. Install with: pip install lightspan[convert]"
+        ) from exc
     cls = jsonschema.validators.validator_for(trajectory_schema())
     return cls(trajectory_schema(), format_checker=cls.FORMAT_CHECKER)
 

@@ -63,7 +63,9 @@ class Engine:
         torch_dtype = _resolve_dtype(dtype, self.device)
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_path)
         if self.tokenizer.chat_template is None:
-            raise ValueError(f"the tokenizer in {self.model_path!r} has no chat template; chat completions need one")
+            raise ValueError(
+                f"the tokenizer in {self.model_path!r} has no chat template; chat completions need one"
+            )
         self.model = AutoModelForCausalLM.from_pretrained(self.model_path, dtype=torch_dtype).to(self.device)
         self.model.eval()
         self.max_context = int(getattr(self.model.config, "max_position_embeddings", 0) or 1 << 30)
@@ -91,8 +93,9 @@ class Engine:
             )
 
     # -- sampling -----------------------------------------------------------------------------------
-    def generate(self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None = None
-                 ) -> Iterator[TokenEvent]:
+    def generate(
+        self, prompt_ids: list[int], params: SamplingParams, cancel: threading.Event | None = None
+    ) -> Iterator[TokenEvent]:
         """Sample ``params.n`` completions of ``prompt_ids``, yielding one event per sampled token.
 
         A choice ends on an end-of-sequence token (kept in its token ids, not in its text), on a stop
@@ -149,7 +152,7 @@ class Engine:
                         if full.endswith("\ufffd"):
                             end = min(end, len(full) - 1)
                     if end > len(texts[i]) and full.startswith(texts[i]):
-                        event.text_delta = full[len(texts[i]):end]
+                        event.text_delta = full[len(texts[i]) : end]
                         texts[i] = full[:end]
                     done[i] = event.finish_reason is not None
                     yield event
@@ -195,7 +198,9 @@ def _resolve_dtype(dtype: str, device: str) -> Any:
     import torch
 
     if dtype == "auto":
-        return torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        return (
+            torch.bfloat16 if device.startswith("cuda") and torch.cuda.is_bf16_supported() else torch.float32
+        )
     choices = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
     if dtype not in choices:
         raise ValueError(f"dtype must be one of {['auto', *choices]}, got {dtype!r}")

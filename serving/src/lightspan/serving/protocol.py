@@ -22,14 +22,22 @@ MAX_TOP_LOGPROBS = 20
 class RequestError(ValueError):
     """A request the server refuses, with the HTTP status and the OpenAI error fields."""
 
-    def __init__(self, message: str, *, param: str | None = None, status: int = 400,
-                 type_: str = "invalid_request_error", code: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        param: str | None = None,
+        status: int = 400,
+        type_: str = "invalid_request_error",
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.param, self.status, self.type, self.code = param, status, type_, code
 
 
-def error_body(message: str, *, type_: str = "invalid_request_error", param: str | None = None,
-               code: str | None = None) -> dict[str, Any]:
+def error_body(
+    message: str, *, type_: str = "invalid_request_error", param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
 
 
@@ -88,9 +96,16 @@ def parse_chat_request(body: Any, *, default_max_tokens: int) -> ChatRequest:
     return ChatRequest(
         messages=clean,
         tools=tools,
-        params=SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, n=n, seed=seed,
-                              stop=stops, top_logprobs=top_logprobs,
-                              ignore_eos=bool(body.get("ignore_eos") or False)),
+        params=SamplingParams(
+            max_tokens=max_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            n=n,
+            seed=seed,
+            stop=stops,
+            top_logprobs=top_logprobs,
+            ignore_eos=bool(body.get("ignore_eos") or False),
+        ),
         model=model,
         logprobs=logprobs,
         return_token_ids=bool(body.get("return_token_ids") or False),
@@ -107,15 +122,17 @@ def _message(m: Any, i: int) -> dict[str, Any]:
         texts = []
         for part in content:
             if not isinstance(part, dict) or part.get("type") != "text":
-                raise RequestError(f"messages[{i}].content: only text parts are supported",
-                                   param=f"messages[{i}].content")
+                raise RequestError(
+                    f"messages[{i}].content: only text parts are supported", param=f"messages[{i}].content"
+                )
             texts.append(str(part.get("text", "")))
         content = "".join(texts)
     elif content is None:
         content = ""
     elif not isinstance(content, str):
-        raise RequestError(f"messages[{i}].content must be a string or a list of text parts",
-                           param=f"messages[{i}].content")
+        raise RequestError(
+            f"messages[{i}].content must be a string or a list of text parts", param=f"messages[{i}].content"
+        )
     return {**m, "content": content}
 
 
@@ -147,12 +164,22 @@ def logprob_entry(token: str, logprob: float, top: list[tuple[str, float]]) -> d
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
-def chat_completion(*, cid: str, model: str, req: ChatRequest, prompt_ids: list[int],
-                    events: list[TokenEvent], token_text: Any) -> dict[str, Any]:
+def chat_completion(
+    *,
+    cid: str,
+    model: str,
+    req: ChatRequest,
+    prompt_ids: list[int],
+    events: list[TokenEvent],
+    token_text: Any,
+) -> dict[str, Any]:
     """The non-streamed body built from every sampled token's event."""
     choices = []
     for i in range(req.params.n):
@@ -164,10 +191,12 @@ def chat_completion(*, cid: str, model: str, req: ChatRequest, prompt_ids: list[
             "logprobs": None,
         }
         if req.logprobs:
-            choice["logprobs"] = {"content": [
-                logprob_entry(token_text(e.token_id), e.logprob, [(token_text(t), lp) for t, lp in e.top])
-                for e in mine
-            ]}
+            choice["logprobs"] = {
+                "content": [
+                    logprob_entry(token_text(e.token_id), e.logprob, [(token_text(t), lp) for t, lp in e.top])
+                    for e in mine
+                ]
+            }
         if req.return_token_ids:
             choice["token_ids"] = [e.token_id for e in mine]
         choices.append(choice)
@@ -184,11 +213,17 @@ def chat_completion(*, cid: str, model: str, req: ChatRequest, prompt_ids: list[
     return body
 
 
-def chunk(*, cid: str, model: str, created: int, choices: list[dict[str, Any]],
-          extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def chunk(
+    *, cid: str, model: str, created: int, choices: list[dict[str, Any]], extra: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One ``chat.completion.chunk`` of a stream."""
-    body = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": model,
-            "choices": choices}
+    body = {
+        "id": cid,
+        "object": "chat.completion.chunk",
+        "created": created,
+        "model": model,
+        "choices": choices,
+    }
     if extra:
         body.update(extra)
     return body

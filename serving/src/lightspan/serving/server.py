@@ -40,9 +40,17 @@ class PolicyServer:
     >>> openai.OpenAI(base_url=server.base_url, api_key="x")  # doctest: +SKIP
     """
 
-    def __init__(self, model_path: str | Path, *, host: str = "127.0.0.1", port: int = 0,
-                 device: str | None = None, dtype: str = "auto", served_model_name: str | None = None,
-                 default_max_tokens: int = 256) -> None:
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        device: str | None = None,
+        dtype: str = "auto",
+        served_model_name: str | None = None,
+        default_max_tokens: int = 256,
+    ) -> None:
         if not 0 <= int(port) <= 65535:
             raise ValueError(f"port must be in [0, 65535], got {port}")
         self.host = host
@@ -90,8 +98,12 @@ class PolicyServer:
         self._sock = socket.create_server((self.host, self._requested_port))
         config = uvicorn.Config(self.app(), log_level="warning", lifespan="off", access_log=False)
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._sock]},
-                                        name="lightspan-policy-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.run,
+            kwargs={"sockets": [self._sock]},
+            name="lightspan-policy-server",
+            daemon=True,
+        )
         self._thread.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
@@ -136,12 +148,14 @@ class PolicyServer:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
-        return Starlette(routes=[
-            Route("/health", self._health, methods=["GET"]),
-            Route("/v1/models", self._models, methods=["GET"]),
-            Route("/v1/chat/completions", self._chat, methods=["POST"]),
-            Route("/v1/admin/reload", self._reload, methods=["POST"]),
-        ])
+        return Starlette(
+            routes=[
+                Route("/health", self._health, methods=["GET"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                Route("/v1/admin/reload", self._reload, methods=["POST"]),
+            ]
+        )
 
     async def _health(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
@@ -152,10 +166,21 @@ class PolicyServer:
         from starlette.responses import JSONResponse
 
         engine = self._engine
-        return JSONResponse({"object": "list", "data": [{
-            "id": self.served_model_name, "object": "model", "created": self.created, "owned_by": "lightspan",
-            "root": engine.model_path, "max_model_len": engine.max_context,
-        }]})
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {
+                        "id": self.served_model_name,
+                        "object": "model",
+                        "created": self.created,
+                        "owned_by": "lightspan",
+                        "root": engine.model_path,
+                        "max_model_len": engine.max_context,
+                    }
+                ],
+            }
+        )
 
     async def _reload(self, request: Any) -> Any:
         from starlette.responses import JSONResponse
@@ -163,7 +188,7 @@ class PolicyServer:
         try:
             body = await request.json()
         except ValueError:
-            return _error(400, "the request body must be JSON like {\"model\": \"/path/to/checkpoint\"}")
+            return _error(400, 'the request body must be JSON like {"model": "/path/to/checkpoint"}')
         path = body.get("model") if isinstance(body, dict) else None
         if not isinstance(path, str) or not path:
             return _error(400, "'model' must be the path of a checkpoint directory", param="model")
@@ -184,9 +209,13 @@ class PolicyServer:
         try:
             req = wire.parse_chat_request(body, default_max_tokens=self.default_max_tokens)
             if req.model is not None and req.model != self.served_model_name:
-                raise wire.RequestError(f"The model `{req.model}` does not exist; this server serves "
-                                        f"`{self.served_model_name}`.", param="model", status=404,
-                                        type_="NotFoundError", code="model_not_found")
+                raise wire.RequestError(
+                    f"The model `{req.model}` does not exist; this server serves `{self.served_model_name}`.",
+                    param="model",
+                    status=404,
+                    type_="NotFoundError",
+                    code="model_not_found",
+                )
             try:
                 prompt_ids = engine.render(req.messages, req.tools)
                 engine.check(prompt_ids, req.params)
@@ -196,15 +225,27 @@ class PolicyServer:
             return _error(exc.status, str(exc), param=exc.param, type_=exc.type, code=exc.code)
         cid = wire.completion_id()
         if req.stream:
-            return StreamingResponse(self._stream(engine, req, prompt_ids, cid), media_type="text/event-stream")
+            return StreamingResponse(
+                self._stream(engine, req, prompt_ids, cid), media_type="text/event-stream"
+            )
         loop = asyncio.get_running_loop()
-        events = await loop.run_in_executor(self._executor, lambda: list(engine.generate(prompt_ids, req.params)))
-        return JSONResponse(wire.chat_completion(cid=cid, model=self.served_model_name, req=req,
-                                                 prompt_ids=prompt_ids, events=events,
-                                                 token_text=engine.token_text))
+        events = await loop.run_in_executor(
+            self._executor, lambda: list(engine.generate(prompt_ids, req.params))
+        )
+        return JSONResponse(
+            wire.chat_completion(
+                cid=cid,
+                model=self.served_model_name,
+                req=req,
+                prompt_ids=prompt_ids,
+                events=events,
+                token_text=engine.token_text,
+            )
+        )
 
-    async def _stream(self, engine: Engine, req: wire.ChatRequest, prompt_ids: list[int], cid: str
-                      ) -> AsyncIterator[str]:
+    async def _stream(
+        self, engine: Engine, req: wire.ChatRequest, prompt_ids: list[int], cid: str
+    ) -> AsyncIterator[str]:
         """SSE chunks: a role chunk per choice, one chunk per token, usage if asked, then [DONE]."""
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -222,8 +263,15 @@ class PolicyServer:
         created, model, n_tokens = int(time.time()), self.served_model_name, 0
         loop.run_in_executor(self._executor, work)
         try:
-            first = [{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                      "finish_reason": None} for i in range(req.params.n)]
+            first = [
+                {
+                    "index": i,
+                    "delta": {"role": "assistant", "content": ""},
+                    "logprobs": None,
+                    "finish_reason": None,
+                }
+                for i in range(req.params.n)
+            ]
             extra = {"prompt_token_ids": prompt_ids} if req.return_token_ids else None
             yield _sse(wire.chunk(cid=cid, model=model, created=created, choices=first, extra=extra))
             while (item := await queue.get()) is not _END:
@@ -232,23 +280,43 @@ class PolicyServer:
                     yield _sse(wire.error_body(f"generation failed: {item}", type_="server_error"))
                     continue
                 n_tokens += 1
-                yield _sse(wire.chunk(cid=cid, model=model, created=created,
-                                      choices=[_choice_delta(item, req, engine)]))
+                yield _sse(
+                    wire.chunk(
+                        cid=cid, model=model, created=created, choices=[_choice_delta(item, req, engine)]
+                    )
+                )
             if req.include_usage:
-                yield _sse(wire.chunk(cid=cid, model=model, created=created, choices=[],
-                                      extra={"usage": wire.usage(len(prompt_ids), n_tokens)}))
+                yield _sse(
+                    wire.chunk(
+                        cid=cid,
+                        model=model,
+                        created=created,
+                        choices=[],
+                        extra={"usage": wire.usage(len(prompt_ids), n_tokens)},
+                    )
+                )
             yield "data: [DONE]\n\n"
         finally:
             cancel.set()  # a client that went away stops the worker at its next token
 
 
 def _choice_delta(event: TokenEvent, req: wire.ChatRequest, engine: Engine) -> dict[str, Any]:
-    choice: dict[str, Any] = {"index": event.index, "delta": {"content": event.text_delta},
-                              "logprobs": None, "finish_reason": event.finish_reason}
+    choice: dict[str, Any] = {
+        "index": event.index,
+        "delta": {"content": event.text_delta},
+        "logprobs": None,
+        "finish_reason": event.finish_reason,
+    }
     if req.logprobs:
-        choice["logprobs"] = {"content": [wire.logprob_entry(
-            engine.token_text(event.token_id), event.logprob,
-            [(engine.token_text(t), lp) for t, lp in event.top])]}
+        choice["logprobs"] = {
+            "content": [
+                wire.logprob_entry(
+                    engine.token_text(event.token_id),
+                    event.logprob,
+                    [(engine.token_text(t), lp) for t, lp in event.top],
+                )
+            ]
+        }
     if req.return_token_ids:
         choice["token_ids"] = [event.token_id]
     return choice
@@ -258,8 +326,14 @@ def _sse(payload: dict[str, Any]) -> str:
     return f"data: {json.dumps(payload, separators=(',', ':'))}\n\n"
 
 
-def _error(status: int, message: str, *, param: str | None = None, type_: str = "invalid_request_error",
-           code: str | None = None) -> Any:
+def _error(
+    status: int,
+    message: str,
+    *,
+    param: str | None = None,
+    type_: str = "invalid_request_error",
+    code: str | None = None,
+) -> Any:
     from starlette.responses import JSONResponse
 
     return JSONResponse(wire.error_body(message, type_=type_, param=param, code=code), status_code=status)

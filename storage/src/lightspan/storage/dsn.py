@@ -105,9 +105,15 @@ def parse_dsn(dsn: str | None = None) -> DSN:
         except ValueError as exc:
             raise StorageError(f"bad port in DSN {raw!r}: {exc}") from None
         database = parts.path.strip("/") or query.pop("database", None) or database_env
-        username = unquote(parts.username) if parts.username else os.environ.get(env.LIGHTSPAN_CLICKHOUSE_USER, "default")
+        username = (
+            unquote(parts.username)
+            if parts.username
+            else os.environ.get(env.LIGHTSPAN_CLICKHOUSE_USER, "default")
+        )
         password = (
-            unquote(parts.password) if parts.password is not None else os.environ.get(env.LIGHTSPAN_CLICKHOUSE_PASSWORD, "")
+            unquote(parts.password)
+            if parts.password is not None
+            else os.environ.get(env.LIGHTSPAN_CLICKHOUSE_PASSWORD, "")
         )
         return DSN(
             kind="http",

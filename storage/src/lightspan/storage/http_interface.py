@@ -171,7 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         params = dict(parse_qsl(parts.query, keep_blank_values=True))
         if not self._authorized(params):
-            self._error("Code: 516. DB::Exception: Authentication failed. (AUTHENTICATION_FAILED)", status=401)
+            self._error(
+                "Code: 516. DB::Exception: Authentication failed. (AUTHENTICATION_FAILED)", status=401
+            )
             return
         try:
             body = _decode_body(body, self.headers.get("Content-Encoding"))
@@ -184,7 +186,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._error("Code: 62. DB::Exception: Empty query. (SYNTAX_ERROR)", status=400)
             return
         bind = {k[6:]: v for k, v in params.items() if k.startswith("param_")}
-        settings = {k: v for k, v in params.items() if k not in _CONTROL_PARAMS and not k.startswith("param_")}
+        settings = {
+            k: v for k, v in params.items() if k not in _CONTROL_PARAMS and not k.startswith("param_")
+        }
         database = params.get("database") or self.server.database
         query_id = params.get("query_id") or str(uuid.uuid4())
         try:
@@ -192,7 +196,9 @@ class _Handler(BaseHTTPRequestHandler):
             insert = _INSERT_RE.match(sql)
             if insert and sql[insert.end() :]:
                 result = self.server.run_insert(insert, sql[insert.end() :], database, settings)
-                headers["X-ClickHouse-Summary"] = json.dumps({"written_rows": "0", "written_bytes": str(len(body))})
+                headers["X-ClickHouse-Summary"] = json.dumps(
+                    {"written_rows": "0", "written_bytes": str(len(body))}
+                )
                 self._send(200, result, headers)
                 return
             text = sql.decode("utf-8")
@@ -204,10 +210,14 @@ class _Handler(BaseHTTPRequestHandler):
             result = self.server.run_query(text, append, bind, database, settings)
             if result or returns_rows:
                 headers["X-ClickHouse-Format"] = fmt
-                headers["Content-Type"] = "text/plain; charset=UTF-8" if fmt.startswith("Tab") else "application/octet-stream"
+                headers["Content-Type"] = (
+                    "text/plain; charset=UTF-8" if fmt.startswith("Tab") else "application/octet-stream"
+                )
             self._send(200, result, headers)
         except UnicodeDecodeError as exc:
-            self._error(f"Code: 62. DB::Exception: query is not valid UTF-8: {exc}. (SYNTAX_ERROR)", status=400)
+            self._error(
+                f"Code: 62. DB::Exception: query is not valid UTF-8: {exc}. (SYNTAX_ERROR)", status=400
+            )
         except Exception as exc:  # noqa: BLE001 - every engine error goes back to the client
             _log.debug("query failed: %s", exc)
             self._error(exc)
@@ -224,18 +234,24 @@ class _Server(ThreadingHTTPServer):
         self.database = database
         self.password = password
 
-    def run_query(self, sql: str, fmt: str | None, bind: dict[str, str], database: str, settings: dict[str, str]) -> bytes:
+    def run_query(
+        self, sql: str, fmt: str | None, bind: dict[str, str], database: str, settings: dict[str, str]
+    ) -> bytes:
         with self.lock:
             self._use(database)
             return self.client.raw_query(sql, parameters=bind or None, settings=settings or None, fmt=fmt)
 
-    def run_insert(self, match: re.Match[bytes], data: bytes, database: str, settings: dict[str, str]) -> bytes:
+    def run_insert(
+        self, match: re.Match[bytes], data: bytes, database: str, settings: dict[str, str]
+    ) -> bytes:
         table = match.group("table").decode()
         cols_raw = match.group("cols")
-        cols = [c.strip().strip("`\"") for c in cols_raw.decode().split(",")] if cols_raw else None
+        cols = [c.strip().strip('`"') for c in cols_raw.decode().split(",")] if cols_raw else None
         with self.lock:
             self._use(database)
-            self.client.raw_insert(table, cols, data, settings=settings or None, fmt=match.group("fmt").decode())
+            self.client.raw_insert(
+                table, cols, data, settings=settings or None, fmt=match.group("fmt").decode()
+            )
         return b""
 
     def _use(self, database: str) -> None:
@@ -285,9 +301,14 @@ class ClickHouseHTTPInterface:
     def start(self) -> ClickHouseHTTPInterface:
         if self._server is not None:
             return self
-        self._server = _Server((self._host, self._port), self._client, self._lock, self._database, self._password)
+        self._server = _Server(
+            (self._host, self._port), self._client, self._lock, self._database, self._password
+        )
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="lightspan-query-http", kwargs={"poll_interval": 0.2}, daemon=True
+            target=self._server.serve_forever,
+            name="lightspan-query-http",
+            kwargs={"poll_interval": 0.2},
+            daemon=True,
         )
         self._thread.start()
         _log.info("ClickHouse HTTP interface on %s", self.url)

@@ -37,7 +37,11 @@ def apply_schema(
 
     Raises :class:`SchemaError` when the store was written by a newer lightspan.
     """
-    layout = ddl.Layout(database=database or getattr(client, "database", None) or "lightspan", cluster=cluster, ttl_days=ttl_days)
+    layout = ddl.Layout(
+        database=database or getattr(client, "database", None) or "lightspan",
+        cluster=cluster,
+        ttl_days=ttl_days,
+    )
     client.command(f"CREATE DATABASE IF NOT EXISTS {layout.database}{layout.on_cluster}")
     for stmt in ddl.migrations_table(layout):
         client.command(stmt)

@@ -35,5 +35,7 @@ def __getattr__(name: str) -> Any:
     try:
         return getattr(import_module(module), name)
     except ImportError as exc:  # torch / transformers / trl missing
-        raise ImportError(f"lightspan.training.{name} needs the training extras ({exc}). "
-                          "Install with: pip install 'lightspan[train]'") from exc
+        raise ImportError(
+            f"lightspan.training.{name} needs the training extras ({exc}). "
+            "Install with: pip install 'lightspan[train]'"
+        ) from exc

@@ -12,32 +12,67 @@ from lightspan.training.config import ALGOS
 
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
-              help="YAML file of TrainConfig fields; flags given here override it.")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="YAML file of TrainConfig fields; flags given here override it.",
+)
 @click.option("--algo", type=click.Choice(ALGOS), default=None, help="Algorithm (default lightningrl).")
 @click.option("--model", default=None, help="Path (or name) of the causal LM to train.")
-@click.option("--data", default=None, envvar=env.LIGHTSPAN_CLICKHOUSE_DSN, show_envvar=True,
-              help="Converter output (Parquet/JSONL file or dir) or a ClickHouse DSN.")
-@click.option("--output", "output_dir", default=None, envvar=env.LIGHTSPAN_OUTPUT_DIR, show_envvar=True,
-              help="Output directory for checkpoints, metrics and the final model.")
-@click.option("--learning-rate", "--lr", "learning_rate", type=float, default=None, help="Peak learning rate.")
-@click.option("--epochs", "num_train_epochs", type=float, default=None, help="Epochs (when --max-steps unset).")
+@click.option(
+    "--data",
+    default=None,
+    envvar=env.LIGHTSPAN_CLICKHOUSE_DSN,
+    show_envvar=True,
+    help="Converter output (Parquet/JSONL file or dir) or a ClickHouse DSN.",
+)
+@click.option(
+    "--output",
+    "output_dir",
+    default=None,
+    envvar=env.LIGHTSPAN_OUTPUT_DIR,
+    show_envvar=True,
+    help="Output directory for checkpoints, metrics and the final model.",
+)
+@click.option(
+    "--learning-rate", "--lr", "learning_rate", type=float, default=None, help="Peak learning rate."
+)
+@click.option(
+    "--epochs", "num_train_epochs", type=float, default=None, help="Epochs (when --max-steps unset)."
+)
 @click.option("--max-steps", type=int, default=None, help="Optimizer steps to run.")
-@click.option("--batch-size", "per_device_train_batch_size", type=int, default=None, help="Rows per device per micro-batch.")
-@click.option("--grad-accum", "gradient_accumulation_steps", type=int, default=None, help="Micro-batches per step.")
+@click.option(
+    "--batch-size",
+    "per_device_train_batch_size",
+    type=int,
+    default=None,
+    help="Rows per device per micro-batch.",
+)
+@click.option(
+    "--grad-accum", "gradient_accumulation_steps", type=int, default=None, help="Micro-batches per step."
+)
 @click.option("--max-length", type=int, default=None, help="Max prompt + completion tokens per row.")
 @click.option("--lora/--no-lora", default=None, help="Train a LoRA adapter.")
 @click.option("--lora-r", type=int, default=None, help="LoRA rank.")
 @click.option("--save-steps", type=int, default=None, help="Checkpoint every N steps.")
-@click.option("--resume", "resume_from_checkpoint", default=None,
-              help="Checkpoint directory to resume from, or 'latest'.")
+@click.option(
+    "--resume",
+    "resume_from_checkpoint",
+    default=None,
+    help="Checkpoint directory to resume from, or 'latest'.",
+)
 @click.option("--clip-epsilon", type=float, default=None, help="PPO clip range (lightningrl).")
-@click.option("--padding-free/--padded", "padding_free", default=None, help="Pack micro-batches (lightningrl).")
+@click.option(
+    "--padding-free/--padded", "padding_free", default=None, help="Pack micro-batches (lightningrl)."
+)
 @click.option("--cpu", "use_cpu", is_flag=True, default=None, help="Force CPU.")
 @click.option("--seed", type=int, default=None, help="Random seed.")
 @click.option("--metrics-file", default=None, help="JSONL metrics path (default <output>/metrics.jsonl).")
 @click.option("--tensorboard/--no-tensorboard", default=None, help="Also log to TensorBoard.")
-@click.option("--no-progress", "no_progress", is_flag=True, help="No progress bar (metrics still go to the file).")
+@click.option(
+    "--no-progress", "no_progress", is_flag=True, help="No progress bar (metrics still go to the file)."
+)
 def train(config_path: str | None, no_progress: bool, **flags) -> None:
     """Train a policy on converted trajectories with TRL.
 
@@ -65,13 +100,18 @@ def train(config_path: str | None, no_progress: bool, **flags) -> None:
         result = run_training(config)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         raise click.ClickException(str(exc)) from exc
-    click.echo(json.dumps({
-        "model_path": result.model_path,
-        "adapter_path": result.adapter_path,
-        "steps": result.steps,
-        "metrics_path": result.metrics_path,
-        "last_metrics": result.metrics,
-    }, indent=2))
+    click.echo(
+        json.dumps(
+            {
+                "model_path": result.model_path,
+                "adapter_path": result.adapter_path,
+                "steps": result.steps,
+                "metrics_path": result.metrics_path,
+                "last_metrics": result.metrics,
+            },
+            indent=2,
+        )
+    )
 
 
 __all__ = ["train"]

@@ -78,15 +78,21 @@ class TrainConfig:
     model: str | None = field(default=None, metadata={"help": "Path or name of the causal LM to train."})
     data: Any = field(
         default=None,
-        metadata={"help": "Converter output (Parquet/JSONL file or dir), a datasets.Dataset, or a ClickHouse DSN."},
+        metadata={
+            "help": "Converter output (Parquet/JSONL file or dir), a datasets.Dataset, or a ClickHouse DSN."
+        },
     )
     credit: str = field(default="grpo", metadata={"help": "Credit assignment when data is a DSN."})
-    output_dir: str | None = field(default=None, metadata={"help": "Where checkpoints, metrics and the model go."})
+    output_dir: str | None = field(
+        default=None, metadata={"help": "Where checkpoints, metrics and the model go."}
+    )
     learning_rate: float = field(default=1e-5, metadata={"help": "Peak learning rate."})
     num_train_epochs: float = field(default=1.0, metadata={"help": "Epochs; ignored when max_steps > 0."})
     max_steps: int = field(default=-1, metadata={"help": "Optimizer steps; -1 derives them from epochs."})
     per_device_train_batch_size: int = field(default=8, metadata={"help": "Rows per device per micro-batch."})
-    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-batches per optimizer step."})
+    gradient_accumulation_steps: int = field(
+        default=1, metadata={"help": "Micro-batches per optimizer step."}
+    )
     max_length: int = field(default=2048, metadata={"help": "Max prompt + completion tokens per row."})
     lr_scheduler_type: str = field(default="constant", metadata={"help": "transformers scheduler name."})
     warmup_ratio: float = field(default=0.0, metadata={"help": "Warmup fraction of total steps."})
@@ -109,11 +115,16 @@ class TrainConfig:
         default=None, metadata={"help": "PPO clip range above 1 (default clip_epsilon)."}
     )
     loss_aggregation: str = field(
-        default="token_mean", metadata={"help": f"lightningrl loss aggregation: {', '.join(LOSS_AGGREGATIONS)}."}
+        default="token_mean",
+        metadata={"help": f"lightningrl loss aggregation: {', '.join(LOSS_AGGREGATIONS)}."},
     )
-    padding_free: bool = field(default=False, metadata={"help": "Pack micro-batches without padding (lightningrl)."})
+    padding_free: bool = field(
+        default=False, metadata={"help": "Pack micro-batches without padding (lightningrl)."}
+    )
     sft_min_reward: float = field(default=0.5, metadata={"help": "SFT keeps rows with reward >= this."})
-    kto_label_from: str = field(default="advantage", metadata={"help": "KTO label source: advantage or reward."})
+    kto_label_from: str = field(
+        default="advantage", metadata={"help": "KTO label source: advantage or reward."}
+    )
     dpo_min_margin: float = field(default=0.0, metadata={"help": "DPO pairs need a reward gap above this."})
     beta: float = field(default=0.1, metadata={"help": "KTO/DPO beta."})
     use_cpu: bool | None = field(default=None, metadata={"help": "Force CPU (default: when no CUDA)."})
@@ -135,17 +146,28 @@ class TrainConfig:
         if self.algo not in ALGOS:
             raise ValueError(f"algo must be one of {list(ALGOS)}, got {self.algo!r}.")
         if not self.model:
-            raise ValueError("model is required: pass a local model path (e.g. from build_tiny_model) or a name.")
+            raise ValueError(
+                "model is required: pass a local model path (e.g. from build_tiny_model) or a name."
+            )
         if self.data is None or (isinstance(self.data, str) and not self.data.strip()):
-            raise ValueError("data is required: pass the converters' output path, a datasets.Dataset, or a DSN.")
+            raise ValueError(
+                "data is required: pass the converters' output path, a datasets.Dataset, or a DSN."
+            )
         if self.output_dir is None:
             base = os.environ.get(env.LIGHTSPAN_OUTPUT_DIR)
             self.output_dir = str(Path(base) / "train") if base else "lightspan-train"
         self.output_dir = str(self.output_dir)
         if isinstance(self.data, Path):
             self.data = str(self.data)
-        positive_ints = ("per_device_train_batch_size", "gradient_accumulation_steps", "max_length", "save_steps",
-                         "logging_steps", "lora_r", "lora_alpha")
+        positive_ints = (
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+            "save_steps",
+            "logging_steps",
+            "lora_r",
+            "lora_alpha",
+        )
         for name in positive_ints:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
@@ -153,28 +175,40 @@ class TrainConfig:
         if self.learning_rate <= 0:
             raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}.")
         if self.max_steps == 0 or self.max_steps < -1:
-            raise ValueError(f"max_steps must be -1 (use epochs) or a positive integer, got {self.max_steps}.")
+            raise ValueError(
+                f"max_steps must be -1 (use epochs) or a positive integer, got {self.max_steps}."
+            )
         if self.max_steps == -1 and self.num_train_epochs <= 0:
-            raise ValueError(f"num_train_epochs must be > 0 when max_steps is -1, got {self.num_train_epochs}.")
+            raise ValueError(
+                f"num_train_epochs must be > 0 when max_steps is -1, got {self.num_train_epochs}."
+            )
         if not 0 < self.clip_epsilon < 1:
-            raise ValueError(f"clip_epsilon must be in (0, 1), got {self.clip_epsilon}. 0.2 is the usual value.")
+            raise ValueError(
+                f"clip_epsilon must be in (0, 1), got {self.clip_epsilon}. 0.2 is the usual value."
+            )
         if self.clip_epsilon_high is not None and self.clip_epsilon_high <= 0:
             raise ValueError(f"clip_epsilon_high must be > 0, got {self.clip_epsilon_high}.")
         if self.loss_aggregation not in LOSS_AGGREGATIONS:
-            raise ValueError(f"loss_aggregation must be one of {list(LOSS_AGGREGATIONS)}, got {self.loss_aggregation!r}.")
+            raise ValueError(
+                f"loss_aggregation must be one of {list(LOSS_AGGREGATIONS)}, got {self.loss_aggregation!r}."
+            )
         from lightspan.schemas.rows import CREDIT_STRATEGIES
 
         if self.credit not in CREDIT_STRATEGIES:
             raise ValueError(f"credit must be one of {list(CREDIT_STRATEGIES)}, got {self.credit!r}.")
         if self.kto_label_from not in KTO_LABEL_SOURCES:
-            raise ValueError(f"kto_label_from must be one of {list(KTO_LABEL_SOURCES)}, got {self.kto_label_from!r}.")
+            raise ValueError(
+                f"kto_label_from must be one of {list(KTO_LABEL_SOURCES)}, got {self.kto_label_from!r}."
+            )
         if self.algo == "kto" and self.per_device_train_batch_size < 2:
             raise ValueError(
                 "kto needs per_device_train_batch_size >= 2 (its KL term pairs rows within a batch). "
                 "Set per_device_train_batch_size=2 or more."
             )
         if self.use_cpu is False and not _cuda_available():
-            raise ValueError("use_cpu=False but no CUDA device is visible. Leave use_cpu unset or run on a GPU.")
+            raise ValueError(
+                "use_cpu=False but no CUDA device is visible. Leave use_cpu unset or run on a GPU."
+            )
         if self.bf16 and self.resolved_use_cpu() and not self.trainer_kwargs.get("allow_cpu_bf16"):
             raise ValueError("bf16=True on CPU is slow and lossy here. Leave bf16 unset (auto) on CPU.")
         if not isinstance(self.trainer_kwargs, dict):

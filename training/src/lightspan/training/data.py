@@ -42,7 +42,9 @@ def _data_files(path: Path) -> tuple[str, list[str]]:
         "json": sorted([*path.rglob("*.jsonl"), *path.rglob("*.json")]),
     }
     for kind, files in candidates.items():
-        good = [str(f) for f in files if REQUIRED[0] in _columns(f, kind) and REQUIRED[1] in _columns(f, kind)]
+        good = [
+            str(f) for f in files if REQUIRED[0] in _columns(f, kind) and REQUIRED[1] in _columns(f, kind)
+        ]
         if good:
             return kind, good
     raise ValueError(
@@ -70,12 +72,16 @@ def _load_dsn(dsn: str, work_dir: Path, credit: str):
     try:
         from lightspan.converters import ConvertConfig, convert, load_rows
     except ImportError as exc:
-        raise RuntimeError(f"reading a DSN needs lightspan.converters ({exc}). Install with: pip install lightspan[all]") from exc
+        raise RuntimeError(
+            f"reading a DSN needs lightspan.converters ({exc}). Install with: pip install lightspan[all]"
+        ) from exc
     out = work_dir / "converted"
     report = convert(ConvertConfig(dsn=dsn, output_dir=str(out), formats=("rows-parquet",), credit=credit))
     folder = out / "rows-parquet"
     if not any(folder.glob("*.parquet")):
-        raise ValueError(f"converting {dsn!r} produced no training rows ({report}); are there finished, rewarded rollouts?")
+        raise ValueError(
+            f"converting {dsn!r} produced no training rows ({report}); are there finished, rewarded rollouts?"
+        )
     return load_rows(folder)
 
 
@@ -107,10 +113,14 @@ def load_dataset_source(data: Any, work_dir: str | Path = ".", *, credit: str = 
         kind, files = _data_files(path)
         ds = datasets.Dataset.from_parquet(files) if kind == "parquet" else datasets.Dataset.from_json(files)
     else:
-        raise TypeError(f"data must be a path, a DSN, a datasets.Dataset or a list of rows, not {type(data).__name__}.")
+        raise TypeError(
+            f"data must be a path, a DSN, a datasets.Dataset or a list of rows, not {type(data).__name__}."
+        )
     missing = sorted(set(REQUIRED) - set(ds.column_names))
     if missing:
-        raise ValueError(f"training rows lack column(s) {missing}; got {sorted(ds.column_names)} (see schemas/rows.py).")
+        raise ValueError(
+            f"training rows lack column(s) {missing}; got {sorted(ds.column_names)} (see schemas/rows.py)."
+        )
     if len(ds) == 0:
         raise ValueError("the training data holds no rows.")
     return ds
@@ -150,7 +160,9 @@ def sft_view(ds: Any, min_reward: float) -> Any:
         if _num(r, R.REWARD) >= min_reward and r.get(R.COMPLETION)
     ]
     if not kept:
-        raise ValueError(f"sft: no row has reward >= {min_reward} (sft_min_reward); lower it or collect better rollouts.")
+        raise ValueError(
+            f"sft: no row has reward >= {min_reward} (sft_min_reward); lower it or collect better rollouts."
+        )
     return datasets.Dataset.from_list(kept)
 
 
@@ -161,7 +173,13 @@ def kto_view(ds: Any, label_from: str, min_reward: float) -> Any:
     out = []
     for r in ds:
         good = _num(r, R.ADVANTAGE) > 0 if label_from == "advantage" else _num(r, R.REWARD) >= min_reward
-        out.append({R.PROMPT: messages(r[R.PROMPT], "user"), R.COMPLETION: messages(r[R.COMPLETION]), R.KTO_LABEL: good})
+        out.append(
+            {
+                R.PROMPT: messages(r[R.PROMPT], "user"),
+                R.COMPLETION: messages(r[R.COMPLETION]),
+                R.KTO_LABEL: good,
+            }
+        )
     if len({o[R.KTO_LABEL] for o in out}) < 2:
         log.warning("kto: every row has the same label; KTO learns little without both kinds.")
     return datasets.Dataset.from_list(out)
@@ -178,7 +196,9 @@ def dpo_view(ds: Any, min_margin: float) -> Any:
     pairs = []
     for calls in groups.values():
         calls.sort(key=lambda c: _num(c, R.REWARD), reverse=True)
-        for best, worst in zip(calls[: len(calls) // 2], reversed(calls[len(calls) - len(calls) // 2 :]), strict=True):
+        for best, worst in zip(
+            calls[: len(calls) // 2], reversed(calls[len(calls) - len(calls) // 2 :]), strict=True
+        ):
             if _num(best, R.REWARD) - _num(worst, R.REWARD) > min_margin:
                 pairs.append(
                     {

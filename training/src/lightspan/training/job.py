@@ -23,6 +23,7 @@ def _has_activation_checkpointing() -> bool:
 
     return any(f.name == "activation_checkpointing" for f in fields(TrainingArguments))
 
+
 log = logging.getLogger(__name__)
 
 
@@ -54,7 +55,9 @@ def _load_model(cfg: TrainConfig):
     except OSError as exc:
         raise RuntimeError(f"cannot load a tokenizer from {cfg.model!r}: {exc}") from exc
     if tokenizer.chat_template is None:
-        raise ValueError(f"the tokenizer of {cfg.model!r} has no chat template; training rows are chat messages.")
+        raise ValueError(
+            f"the tokenizer of {cfg.model!r} has no chat template; training rows are chat messages."
+        )
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     kwargs: dict[str, Any] = {"dtype": torch.bfloat16 if cfg.resolved_bf16() else torch.float32}
@@ -146,8 +149,9 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
             max_length=cfg.max_length,
             padding_free=cfg.padding_free,
         )
-        return LightningRLTrainer(model=model, args=args, train_dataset=rows, processing_class=tokenizer,
-                                  callbacks=callbacks)
+        return LightningRLTrainer(
+            model=model, args=args, train_dataset=rows, processing_class=tokenizer, callbacks=callbacks
+        )
     if cfg.algo == "sft":
         from trl import SFTConfig, SFTTrainer
 
@@ -166,8 +170,14 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
         trainer_cls = type("LightspanDPOTrainer", (MeteredMixin, DPOTrainer), {})
         args = DPOConfig(**common, max_length=cfg.max_length, beta=cfg.beta)
         dataset = D.dpo_view(rows, cfg.dpo_min_margin)
-    return trainer_cls(model=model, args=args, train_dataset=dataset, processing_class=tokenizer,
-                       peft_config=peft_config, callbacks=callbacks)
+    return trainer_cls(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=callbacks,
+    )
 
 
 def _resume_arg(cfg: TrainConfig) -> str | bool | None:
@@ -227,7 +237,9 @@ def train(config: TrainConfig) -> TrainResult:
             model_path = str(merged_dir)
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-    checkpoints = sorted((str(p) for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*")), key=lambda p: int(p.rsplit("-", 1)[1]))
+    checkpoints = sorted(
+        (str(p) for p in out.glob(f"{PREFIX_CHECKPOINT_DIR}-*")), key=lambda p: int(p.rsplit("-", 1)[1])
+    )
     return TrainResult(
         output_dir=str(out),
         model_path=model_path,

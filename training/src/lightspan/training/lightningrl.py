@@ -51,7 +51,9 @@ class LightningRLConfig(_BaseConfig):
     """
 
     clip_epsilon: float = field(default=0.2, metadata={"help": "Lower clip range of the ratio."})
-    clip_epsilon_high: float | None = field(default=None, metadata={"help": "Upper clip range (default eps)."})
+    clip_epsilon_high: float | None = field(
+        default=None, metadata={"help": "Upper clip range (default eps)."}
+    )
     loss_aggregation: str = field(default="token_mean", metadata={"help": "token_mean or sequence_mean."})
     max_length: int = field(default=2048, metadata={"help": "Max prompt + completion tokens."})
     padding_free: bool = field(default=False, metadata={"help": "Pack micro-batches without padding."})
@@ -63,7 +65,9 @@ class LightningRLConfig(_BaseConfig):
         if not 0 < self.clip_epsilon < 1:
             raise ValueError(f"clip_epsilon must be in (0, 1), got {self.clip_epsilon}.")
         if self.loss_aggregation not in ("token_mean", "sequence_mean"):
-            raise ValueError(f"loss_aggregation must be 'token_mean' or 'sequence_mean', got {self.loss_aggregation!r}.")
+            raise ValueError(
+                f"loss_aggregation must be 'token_mean' or 'sequence_mean', got {self.loss_aggregation!r}."
+            )
         super().__post_init__()
 
 
@@ -114,7 +118,11 @@ def tokenize_rows(ds: Any, tokenizer: Any, max_length: int) -> tuple[list[dict[s
             counts["dropped_empty"] += 1
             continue
         if old is not None and len(old) != len(c_ids):
-            log.warning("completion_logprobs length %d != %d completion tokens; using on-policy ratio", len(old), len(c_ids))
+            log.warning(
+                "completion_logprobs length %d != %d completion tokens; using on-policy ratio",
+                len(old),
+                len(c_ids),
+            )
             old = None
         if len(p_ids) + len(c_ids) > max_length:
             counts["truncated"] += 1
@@ -167,8 +175,12 @@ class LightningRLCollator:
                 "position_ids": torch.tensor([[i for r in rows for i in range(len(r["input_ids"]))]]),
                 "sequence_ids": torch.tensor([[j for j, r in enumerate(rows) for _ in r["input_ids"]]]),
             }
-            dtypes = {"completion_mask": torch.long, "old_logprobs": torch.float32, "has_old": torch.bool,
-                      "advantages": torch.float32}
+            dtypes = {
+                "completion_mask": torch.long,
+                "old_logprobs": torch.float32,
+                "has_old": torch.bool,
+                "advantages": torch.float32,
+            }
             out.update({k: torch.tensor([batch[k]], dtype=dt) for k, dt in dtypes.items()})
             out["rewards"] = rewards
             return out
@@ -197,15 +209,22 @@ class LightningRLTrainer(MeteredMixin, _BaseTrainer):
     _name = "LightningRL"
     loss_is_scaled_for_ga = False  # compute_loss returns a per-micro-batch mean; Trainer divides by GA steps
 
-    def __init__(self, model: Any, args: LightningRLConfig, train_dataset: Any, processing_class: Any, **kwargs):
+    def __init__(
+        self, model: Any, args: LightningRLConfig, train_dataset: Any, processing_class: Any, **kwargs
+    ):
         samples, counts = tokenize_rows(train_dataset, processing_class, args.max_length)
         log.info("lightningrl samples: %d (%s)", len(samples), counts)
         self.sample_counts = counts
         pad_id = processing_class.pad_token_id
         pad_id = processing_class.eos_token_id if pad_id is None else pad_id
         kwargs.setdefault("data_collator", LightningRLCollator(pad_id, args.padding_free))
-        super().__init__(model=model, args=args, train_dataset=_ListDataset(samples), processing_class=processing_class,
-                         **kwargs)
+        super().__init__(
+            model=model,
+            args=args,
+            train_dataset=_ListDataset(samples),
+            processing_class=processing_class,
+            **kwargs,
+        )
         self._metrics: dict[str, list[float]] = defaultdict(list)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
@@ -270,7 +289,9 @@ class LightningRLTrainer(MeteredMixin, _BaseTrainer):
         if self._metrics and "loss" in logs:
             for key, values in self._metrics.items():
                 stacked = torch.stack([v.detach().float().cpu() for v in values])
-                logs[key] = stacked.sum().item() if key == "rl/completion_tokens" else round(stacked.mean().item(), 6)
+                logs[key] = (
+                    stacked.sum().item() if key == "rl/completion_tokens" else round(stacked.mean().item(), 6)
+                )
             self._metrics.clear()
         super().log(logs, start_time)
 

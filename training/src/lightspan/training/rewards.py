@@ -169,7 +169,9 @@ def weighted(components: Mapping[RewardFn, float] | Iterable[tuple[RewardFn, flo
         if not callable(fn):
             raise TypeError(f"weighted(): {fn!r} is not callable; pass reward functions as keys.")
         if w < 0:
-            raise ValueError(f"weighted(): weight {w} for {getattr(fn, '__name__', fn)} is negative; use >= 0.")
+            raise ValueError(
+                f"weighted(): weight {w} for {getattr(fn, '__name__', fn)} is negative; use >= 0."
+            )
     total = sum(w for _, w in pairs)
     if total <= 0:
         raise ValueError("weighted(): weights sum to 0; give at least one a positive weight.")
@@ -245,7 +247,11 @@ def group_advantages(
     for task, rewards_by_rollout in per_task.items():
         values = list(rewards_by_rollout.values())
         mean = sum(values) / len(values)
-        std = (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5 if len(values) > 1 else 0.0
+        std = (
+            (sum((v - mean) ** 2 for v in values) / max(1, len(values) - 1)) ** 0.5
+            if len(values) > 1
+            else 0.0
+        )
         stats[task] = (mean, std)
     for r in rows:
         mean, std = stats[r.get("task_id")]

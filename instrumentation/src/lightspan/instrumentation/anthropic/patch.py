@@ -19,8 +19,11 @@ _log = logging.getLogger(__name__)
 
 def messages_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
     attrs: dict[str, Any] = {}
-    for key, attr in (("temperature", A.GEN_AI_REQUEST_TEMPERATURE), ("top_p", A.GEN_AI_REQUEST_TOP_P),
-                      ("max_tokens", A.GEN_AI_REQUEST_MAX_TOKENS)):
+    for key, attr in (
+        ("temperature", A.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", A.GEN_AI_REQUEST_TOP_P),
+        ("max_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
+    ):
         value = kwargs.get(key)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attrs[attr] = value
@@ -29,7 +32,8 @@ def messages_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any
     _server(instance, attrs)
     request = Request(model=kwargs.get("model"), attributes=attrs)
     request.content[A.GEN_AI_INPUT_MESSAGES] = [
-        {"role": get(m, "role", "user"), "parts": text_parts(get(m, "content"))} for m in kwargs.get("messages") or ()
+        {"role": get(m, "role", "user"), "parts": text_parts(get(m, "content"))}
+        for m in kwargs.get("messages") or ()
     ]
     system = kwargs.get("system")
     if system:
@@ -45,27 +49,42 @@ def _input_tokens(usage: Any) -> int | None:
     base = get(usage, "input_tokens")
     if not isinstance(base, int):
         return None
-    return base + (get(usage, "cache_read_input_tokens") or 0) + (get(usage, "cache_creation_input_tokens") or 0)
+    return (
+        base + (get(usage, "cache_read_input_tokens") or 0) + (get(usage, "cache_creation_input_tokens") or 0)
+    )
 
 
-def _finish(attrs: dict[str, Any], msg_id: Any, model: Any, stop: Any, tin: Any, tout: Any, blocks: list[Any]) -> None:
+def _finish(
+    attrs: dict[str, Any], msg_id: Any, model: Any, stop: Any, tin: Any, tout: Any, blocks: list[Any]
+) -> None:
     if msg_id:
-        attrs[A.GEN_AI_RESPONSE_ID] = (str(msg_id))
+        attrs[A.GEN_AI_RESPONSE_ID] = str(msg_id)
     if model:
-        attrs[A.GEN_AI_RESPONSE_MODEL] = (str(model))
+        attrs[A.GEN_AI_RESPONSE_MODEL] = str(model)
     if stop:
-        attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = ([str(stop)])
+        attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = [str(stop)]
     if isinstance(tin, int):
-        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = (tin)
+        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = tin
     if isinstance(tout, int):
-        attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = (tout)
-    add_content(attrs, A.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "parts": text_parts(blocks), "finish_reason": stop}])
+        attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = tout
+    add_content(
+        attrs,
+        A.GEN_AI_OUTPUT_MESSAGES,
+        [{"role": "assistant", "parts": text_parts(blocks), "finish_reason": stop}],
+    )
 
 
 def messages_response(attrs: dict[str, Any], message: Any) -> None:
     usage = get(message, "usage")
-    _finish(attrs, get(message, "id"), get(message, "model"), get(message, "stop_reason"),
-            _input_tokens(usage), get(usage, "output_tokens"), list(get(message, "content") or ()))
+    _finish(
+        attrs,
+        get(message, "id"),
+        get(message, "model"),
+        get(message, "stop_reason"),
+        _input_tokens(usage),
+        get(usage, "output_tokens"),
+        list(get(message, "content") or ()),
+    )
 
 
 class MessagesStream(Accumulator):
@@ -84,9 +103,13 @@ class MessagesStream(Accumulator):
             self.tout = get(get(msg, "usage"), "output_tokens")
         elif kind == "content_block_start":
             block = get(event, "content_block")
-            self.blocks[get(event, "index", 0)] = {"type": get(block, "type"), "id": get(block, "id"),
-                                                   "name": get(block, "name"), "text": [get(block, "text") or ""],
-                                                   "json": []}
+            self.blocks[get(event, "index", 0)] = {
+                "type": get(block, "type"),
+                "id": get(block, "id"),
+                "name": get(block, "name"),
+                "text": [get(block, "text") or ""],
+                "json": [],
+            }
         elif kind == "content_block_delta":
             slot = self.blocks.setdefault(get(event, "index", 0), {"type": "text", "text": [], "json": []})
             delta = get(event, "delta")
@@ -107,8 +130,14 @@ class MessagesStream(Accumulator):
         blocks = []
         for _, b in sorted(self.blocks.items()):
             if b["type"] == "tool_use":
-                blocks.append({"type": "tool_use", "id": b["id"], "name": b["name"],
-                               "input": parse_arguments("".join(b["json"])) if b["json"] else {}})
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": b["id"],
+                        "name": b["name"],
+                        "input": parse_arguments("".join(b["json"])) if b["json"] else {},
+                    }
+                )
             else:
                 blocks.append({"type": b["type"], "text": "".join(b["text"]), "thinking": "".join(b["text"])})
         _finish(attrs, self.id, self.model, self.stop, self.tin, self.tout, blocks)

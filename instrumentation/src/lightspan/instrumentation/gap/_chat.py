@@ -64,18 +64,26 @@ async def complete(llm: Any, model: str | None, messages: Messages, executor: Ex
     return await _call_traced(llm, model, messages, executor)
 
 
-async def _call_traced(fn: Callable[..., Any], model: str | None, messages: Messages, executor: Executor) -> str:
+async def _call_traced(
+    fn: Callable[..., Any], model: str | None, messages: Messages, executor: Executor
+) -> str:
     name = model or getattr(fn, "__name__", None) or type(fn).__name__
     span = get_tracer().start_span(
-        A.SPAN_CHAT.format(model=name), kind=SpanKind.CLIENT,
+        A.SPAN_CHAT.format(model=name),
+        kind=SpanKind.CLIENT,
         attributes={A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.GEN_AI_REQUEST_MODEL: name},
     )
     system = [{"type": "text", "content": m["content"]} for m in messages if m["role"] == "system"]
     set_content(span, A.GEN_AI_SYSTEM_INSTRUCTIONS, system or None)
-    set_content(span, A.GEN_AI_INPUT_MESSAGES, [
-        {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
-        for m in messages if m["role"] != "system"
-    ])
+    set_content(
+        span,
+        A.GEN_AI_INPUT_MESSAGES,
+        [
+            {"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]}
+            for m in messages
+            if m["role"] != "system"
+        ],
+    )
     # Mark the context as "inside an LLM call" so an instrumented client the callable uses records no
     # second span for the same logical call.
     token = otel_context.attach(otel_context.set_value(LLM_CALL_KEY, True, trace.set_span_in_context(span)))
@@ -88,9 +96,11 @@ async def _call_traced(fn: Callable[..., Any], model: str | None, messages: Mess
         span.set_attribute(A.ERROR_TYPE, type(exc).__qualname__)
         raise
     else:
-        set_content(span, A.GEN_AI_OUTPUT_MESSAGES, [
-            {"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}
-        ])
+        set_content(
+            span,
+            A.GEN_AI_OUTPUT_MESSAGES,
+            [{"role": "assistant", "parts": [{"type": "text", "content": text}], "finish_reason": "stop"}],
+        )
         span.set_attribute(A.GEN_AI_RESPONSE_FINISH_REASONS, ["stop"])
         return text
     finally:
@@ -120,4 +130,6 @@ def _openai_text(response: Any) -> str:
     try:
         return response.choices[0].message.content or ""
     except (AttributeError, IndexError, TypeError):
-        raise TypeError(f"cannot read a reply from {type(response).__name__}: expected text or a chat completion") from None
+        raise TypeError(
+            f"cannot read a reply from {type(response).__name__}: expected text or a chat completion"
+        ) from None

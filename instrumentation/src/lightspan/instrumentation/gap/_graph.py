@@ -50,7 +50,9 @@ class Graph:
             raise ValueError(
                 "Circular dependencies detected: " + "; ".join(f"task {i} depends on itself" for i in selfdep)
             )
-        unknown = [(t.id, sorted(t.dependencies - by_id.keys())) for t in tasks if t.dependencies - by_id.keys()]
+        unknown = [
+            (t.id, sorted(t.dependencies - by_id.keys())) for t in tasks if t.dependencies - by_id.keys()
+        ]
         if unknown:
             detail = "; ".join(f"{tid} depends on {', '.join(deps)}" for tid, deps in unknown)
             raise ValueError(f"Unknown dependency ids: {detail} (known tasks: {', '.join(by_id)})")
@@ -121,7 +123,8 @@ class Graph:
         """``{"nodes": [{"id", "description", "depends"}], "edges": [[from, to]], "levels": [[ids]]}``."""
         return {
             "nodes": [
-                {"id": t.id, "description": t.description, "depends": sorted(t.dependencies)} for t in self.tasks
+                {"id": t.id, "description": t.description, "depends": sorted(t.dependencies)}
+                for t in self.tasks
             ],
             "edges": [list(e) for e in self.edges],
             "levels": [list(level) for level in self.levels],
@@ -135,8 +138,10 @@ class Graph:
         """Rebuild a graph from :meth:`to_dict`'s form (for example a ``lightspan.gap.graph`` attribute)."""
         try:
             nodes = data["nodes"]
-            tasks = [Task(id=n["id"], description=n.get("description", ""), dependencies=set(n.get("depends", ())))
-                     for n in nodes]
+            tasks = [
+                Task(id=n["id"], description=n.get("description", ""), dependencies=set(n.get("depends", ())))
+                for n in nodes
+            ]
         except (KeyError, TypeError) as exc:
             raise ValueError(f"not a GAP graph (need nodes with id and depends): {exc!r}") from None
         return cls.from_tasks(tasks)
@@ -164,4 +169,4 @@ def _find_cycle(stuck: list[str], by_id: Mapping[str, Task]) -> list[str]:
         seen[node] = len(path)
         path.append(node)
         node = sorted(d for d in by_id[node].dependencies if d in stuck_set)[0]
-    return path[seen[node]:] + [node]
+    return path[seen[node] :] + [node]

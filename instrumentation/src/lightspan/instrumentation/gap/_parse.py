@@ -73,7 +73,9 @@ def parse_plan(plan_text: str) -> list[Task]:
         raise PlanError(f"Duplicate task ids in plan: {', '.join(dups)}")
     known = set(ids)
     for task in tasks:
-        task.dependencies |= {ref for ref in _PLACEHOLDER.findall(task.description) if ref in known} - {task.id}
+        task.dependencies |= {ref for ref in _PLACEHOLDER.findall(task.description) if ref in known} - {
+            task.id
+        }
     return tasks
 
 
@@ -83,7 +85,7 @@ def _parse_graph(text: str) -> list[Task]:
     close = _GRAPH_CLOSE.search(text, start)
     if close is None:
         raise PlanError("Malformed plan: <graph> is never closed with </graph>")
-    body = text[start:close.start()]
+    body = text[start : close.start()]
     nodes = list(_NODE.finditer(body))
     opened = len(_NODE_OPEN.findall(body))
     if len(nodes) != opened:
@@ -124,7 +126,9 @@ def _parse_task_lines(text: str) -> list[Task]:
             continue
         match = _TASK_LINE.match(line)
         if match is None:
-            raise PlanError(f"Malformed plan line (expected 'Task <n>: <text> | Dependencies: ...'): {line!r}")
+            raise PlanError(
+                f"Malformed plan line (expected 'Task <n>: <text> | Dependencies: ...'): {line!r}"
+            )
         task_id = f"task_{match.group(1).lower()}"
         rest = match.group(2)
         deps_match = _DEPS.search(rest)
@@ -152,7 +156,9 @@ def _parse_deps(text: str, line: str) -> set[str]:
             continue
         match = _DEP_TOKEN.match(token.strip())
         if match is None:
-            raise PlanError(f"Malformed dependency {token!r} (expected 'Task <n>' or 'none') in line {line!r}")
+            raise PlanError(
+                f"Malformed dependency {token!r} (expected 'Task <n>' or 'none') in line {line!r}"
+            )
         deps.add(f"task_{match.group(1).lower()}")
     return deps
 

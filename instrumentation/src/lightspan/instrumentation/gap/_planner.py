@@ -79,11 +79,17 @@ class GAPPlanner:
             raise ValueError(f"scheduler must be one of {', '.join(A.GAP_SCHEDULERS)}, got {scheduler!r}")
         if not isinstance(max_concurrency, int) or isinstance(max_concurrency, bool) or max_concurrency < 1:
             raise ValueError(f"max_concurrency must be a positive integer, got {max_concurrency!r}")
-        if node_timeout_s is not None and not (isinstance(node_timeout_s, (int, float)) and node_timeout_s > 0):
-            raise ValueError(f"node_timeout_s must be a positive number of seconds or None, got {node_timeout_s!r}")
+        if node_timeout_s is not None and not (
+            isinstance(node_timeout_s, (int, float)) and node_timeout_s > 0
+        ):
+            raise ValueError(
+                f"node_timeout_s must be a positive number of seconds or None, got {node_timeout_s!r}"
+            )
         if not isinstance(agent_name, str) or not agent_name:
             raise ValueError(f"agent_name must be a non-empty string, got {agent_name!r}")
-        if fanout_separator is not None and (not isinstance(fanout_separator, str) or not fanout_separator.strip()):
+        if fanout_separator is not None and (
+            not isinstance(fanout_separator, str) or not fanout_separator.strip()
+        ):
             raise ValueError(f"fanout_separator must be a non-blank string or None, got {fanout_separator!r}")
         self.llm = llm
         self.model = model
@@ -119,11 +125,16 @@ class GAPPlanner:
         )
         run = current_run(self)
         try:
-            with trace.use_span(span, end_on_exit=False), use_run(self, run or RunState(max_concurrency=self.max_concurrency)):
+            with (
+                trace.use_span(span, end_on_exit=False),
+                use_run(self, run or RunState(max_concurrency=self.max_concurrency)),
+            ):
                 if run is not None and not run.parallel:
                     results = [await self._scheduler.run_node(self, t, context, span) for t in level]
                 else:
-                    results = await asyncio.gather(*(self._scheduler.run_node(self, t, context, span) for t in level))
+                    results = await asyncio.gather(
+                        *(self._scheduler.run_node(self, t, context, span) for t in level)
+                    )
         finally:
             span.end()
         return {t.id: obs for t, obs in zip(level, results, strict=True)}
@@ -147,10 +158,14 @@ class GAPPlanner:
         }
         if self.model:
             attrs[A.GEN_AI_REQUEST_MODEL] = self.model
-        with get_tracer().start_as_current_span(A.SPAN_GAP_PLAN.format(agent=self.agent_name), attributes=attrs) as span:
+        with get_tracer().start_as_current_span(
+            A.SPAN_GAP_PLAN.format(agent=self.agent_name), attributes=attrs
+        ) as span:
             if span.is_recording():
                 set_content(span, A.GAP_QUERY, query)
-            run = RunState(query=query, max_concurrency=self.max_concurrency, parallel=self.scheduler != "sequential")
+            run = RunState(
+                query=query, max_concurrency=self.max_concurrency, parallel=self.scheduler != "sequential"
+            )
             with use_run(self, run):
                 tasks, source = await self._plan(query, plan_text, span)
                 graph = Graph.from_tasks(tasks)
@@ -158,12 +173,14 @@ class GAPPlanner:
                     task.reset()
                 graph_dict = graph.to_dict()
                 if span.is_recording():
-                    span.set_attributes({
-                        A.GAP_GRAPH: json.dumps(graph_dict, ensure_ascii=False, separators=(",", ":")),
-                        A.GAP_LEVEL_COUNT: len(graph.levels),
-                        A.GAP_NODE_COUNT: len(graph.tasks),
-                        A.GAP_PLAN_SOURCE: source,
-                    })
+                    span.set_attributes(
+                        {
+                            A.GAP_GRAPH: json.dumps(graph_dict, ensure_ascii=False, separators=(",", ":")),
+                            A.GAP_LEVEL_COUNT: len(graph.levels),
+                            A.GAP_NODE_COUNT: len(graph.tasks),
+                            A.GAP_PLAN_SOURCE: source,
+                        }
+                    )
                 exec_started = time.perf_counter()
                 observations = await self._execute(graph)
                 execution_ms = (time.perf_counter() - exec_started) * 1000.0
@@ -180,7 +197,13 @@ class GAPPlanner:
         """Averages over every ``execute_plan`` call of this planner."""
         n = self._totals["n"]
         if not n:
-            return {"avg_speedup": 0.0, "avg_tasks": 0.0, "avg_levels": 0.0, "avg_time_ms": 0.0, "total_executions": 0}
+            return {
+                "avg_speedup": 0.0,
+                "avg_tasks": 0.0,
+                "avg_levels": 0.0,
+                "avg_time_ms": 0.0,
+                "total_executions": 0,
+            }
         return {
             "avg_speedup": self._totals["speedup"] / n,
             "avg_tasks": self._totals["tasks"] / n,
@@ -246,8 +269,17 @@ class GAPPlanner:
             return render_result(sinks[0].result)
         return "\n".join(f"{t.id}: {render_result(t.result)}" for t in sinks)
 
-    def _result(self, query: str, graph: Graph, observations: dict[str, Any], answer: str, source: str,
-                run: RunState, started: float, execution_ms: float) -> dict[str, Any]:
+    def _result(
+        self,
+        query: str,
+        graph: Graph,
+        observations: dict[str, Any],
+        answer: str,
+        source: str,
+        run: RunState,
+        started: float,
+        execution_ms: float,
+    ) -> dict[str, Any]:
         sequential_ms = sum(t.execution_time_ms for t in graph.tasks)
         critical_ms, path = graph.critical_path()
         return {

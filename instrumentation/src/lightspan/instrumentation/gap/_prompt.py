@@ -8,8 +8,14 @@ from typing import Any
 
 from ._parse import render_result
 
-__all__ = ["FUNCTION_TYPES", "GAP_SYSTEM_PROMPT", "GAP_USER_PROMPT", "planning_messages",
-           "node_messages", "answer_messages"]
+__all__ = [
+    "FUNCTION_TYPES",
+    "GAP_SYSTEM_PROMPT",
+    "GAP_USER_PROMPT",
+    "planning_messages",
+    "node_messages",
+    "answer_messages",
+]
 
 #: The function vocabulary of the GAP prompt.
 FUNCTION_TYPES: dict[str, str] = {
@@ -98,7 +104,9 @@ def planning_messages(query: str, tools: Mapping[str, Any] | None = None) -> lis
     listing = ""
     if tools:
         lines = [f"- {name}(...)" + (f": {_doc(fn)}" if _doc(fn) else "") for name, fn in tools.items()]
-        listing = "\nAVAILABLE TOOLS (call them as node text, e.g. name(\"argument\")):\n" + "\n".join(lines) + "\n"
+        listing = (
+            '\nAVAILABLE TOOLS (call them as node text, e.g. name("argument")):\n' + "\n".join(lines) + "\n"
+        )
     return [
         {"role": "system", "content": GAP_SYSTEM_PROMPT.format(tools=listing)},
         {"role": "user", "content": GAP_USER_PROMPT.format(query=query)},

@@ -28,7 +28,9 @@ class RunState:
         return self._limit
 
 
-_RUN: contextvars.ContextVar[tuple[Any, RunState] | None] = contextvars.ContextVar("lightspan_gap_run", default=None)
+_RUN: contextvars.ContextVar[tuple[Any, RunState] | None] = contextvars.ContextVar(
+    "lightspan_gap_run", default=None
+)
 
 
 def current_run(planner: Any) -> RunState | None:

@@ -57,8 +57,12 @@ def node_attributes(task: Task) -> dict[str, Any]:
 
 
 def observation(task: Task) -> dict[str, Any]:
-    return {"result": task.result, "execution_time_ms": task.execution_time_ms,
-            "status": task.status.value, "error": task.error}
+    return {
+        "result": task.result,
+        "execution_time_ms": task.execution_time_ms,
+        "status": task.status.value,
+        "error": task.error,
+    }
 
 
 async def _with_timeout(coro: Any, seconds: float | None, task: Task) -> Any:
@@ -154,7 +158,9 @@ class Scheduler:
         except BaseException as exc:
             task.execution_time_ms = (time.perf_counter() - started) * 1000.0
             task.status = TaskStatus.FAILED
-            task.error = "cancelled" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+            task.error = (
+                "cancelled" if isinstance(exc, asyncio.CancelledError) else f"{type(exc).__name__}: {exc}"
+            )
             span.record_exception(exc)
             span.set_status(Status(StatusCode.ERROR, task.error))
             span.set_attributes({A.ERROR_TYPE: type(exc).__qualname__, A.GAP_NODE_STATUS: task.status.value})
@@ -200,7 +206,13 @@ class Scheduler:
     ) -> Any:
         kwargs = {k: _resolve(v, quoted, context) for k, (v, quoted) in call.kwargs.items()}
         sep = host.fanout_separator
-        if sep and len(call.args) == 1 and call.args[0][1] and isinstance(call.args[0][0], str) and sep in call.args[0][0]:
+        if (
+            sep
+            and len(call.args) == 1
+            and call.args[0][1]
+            and isinstance(call.args[0][0], str)
+            and sep in call.args[0][0]
+        ):
             parts = [p.strip() for p in call.args[0][0].split(sep) if p.strip()]
             if len(parts) > 1:
                 jobs = [(fill_placeholders(p, context),) for p in parts]
@@ -222,7 +234,9 @@ class Scheduler:
             result = await loop.run_in_executor(pool, functools.partial(fn, *args, **kwargs))
             return await result if inspect.isawaitable(result) else result
 
-    async def run_dependency(self, host: SchedulerHost, graph: Graph, context: dict[str, Any]) -> dict[str, Any]:
+    async def run_dependency(
+        self, host: SchedulerHost, graph: Graph, context: dict[str, Any]
+    ) -> dict[str, Any]:
         """Start every node the moment its own dependencies are done (never slower than level by level).
 
         Each node's span still sits under the span of its level (levels come from the DAG); a level span
@@ -243,7 +257,8 @@ class Scheduler:
             span = spans.get(index)
             if span is None:
                 span = spans[index] = tracer.start_span(
-                    A.SPAN_GAP_LEVEL.format(index=index), context=parent,
+                    A.SPAN_GAP_LEVEL.format(index=index),
+                    context=parent,
                     attributes=level_attributes(index, len(graph.levels[index])),
                 )
             return span

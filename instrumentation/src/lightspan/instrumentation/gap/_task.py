@@ -55,7 +55,9 @@ class Task:
             self.status = TaskStatus(self.status)
         except ValueError:
             allowed = ", ".join(s.value for s in TaskStatus)
-            raise ValueError(f"Task {self.id}: status must be one of {allowed}, got {self.status!r}") from None
+            raise ValueError(
+                f"Task {self.id}: status must be one of {allowed}, got {self.status!r}"
+            ) from None
 
     def reset(self) -> None:
         """Forget a previous run's outcome so the task can run again."""

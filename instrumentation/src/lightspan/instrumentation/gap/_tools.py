@@ -10,7 +10,9 @@ from ..tools import tool
 __all__ = ["build_registry"]
 
 
-def build_registry(tools: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]] | None) -> dict[str, Any]:
+def build_registry(
+    tools: Mapping[str, Callable[..., Any]] | Iterable[Callable[..., Any]] | None,
+) -> dict[str, Any]:
     """``{name: callable}`` from a dict or a list; plain callables are wrapped with ``@tool``.
 
     Already decorated tools (they have ``.tool_name``) are used as they are.
@@ -21,7 +23,9 @@ def build_registry(tools: Mapping[str, Callable[..., Any]] | Iterable[Callable[.
     if isinstance(tools, Mapping):
         items = list(tools.items())
     elif isinstance(tools, (str, bytes)) or not isinstance(tools, Iterable):
-        raise TypeError(f"tools must be a dict name -> callable or a list of callables, got {type(tools).__name__}")
+        raise TypeError(
+            f"tools must be a dict name -> callable or a list of callables, got {type(tools).__name__}"
+        )
     else:
         items = []
         for fn in tools:

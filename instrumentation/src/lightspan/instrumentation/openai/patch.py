@@ -48,7 +48,9 @@ _REQUEST_KEYS = (
 )
 
 
-def chat_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, ask_usage: bool = True) -> Request:
+def chat_request(
+    instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, ask_usage: bool = True
+) -> Request:
     attrs: dict[str, Any] = {}
     for key, attr in _REQUEST_KEYS:
         value = kwargs.get(key)
@@ -81,16 +83,16 @@ def _set_usage(attrs: dict[str, Any], usage: Any, input_key: str, output_key: st
         return
     tin, tout = get(usage, input_key), get(usage, output_key)
     if isinstance(tin, int):
-        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = (tin)
+        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = tin
     if isinstance(tout, int):
-        attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = (tout)
+        attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = tout
 
 
 def _set_ids(attrs: dict[str, Any], response_id: Any, model: Any) -> None:
     if response_id:
-        attrs[A.GEN_AI_RESPONSE_ID] = (str(response_id))
+        attrs[A.GEN_AI_RESPONSE_ID] = str(response_id)
     if model:
-        attrs[A.GEN_AI_RESPONSE_MODEL] = (str(model))
+        attrs[A.GEN_AI_RESPONSE_MODEL] = str(model)
 
 
 def _one_or_all(per_choice: list[Any]) -> Any:
@@ -100,7 +102,9 @@ def _one_or_all(per_choice: list[Any]) -> Any:
     return per_choice[0] if len(per_choice) == 1 else per_choice
 
 
-def set_token_data(attrs: dict[str, Any], prompt_ids: Any, response_ids: list[Any], logprobs: list[Any]) -> None:
+def set_token_data(
+    attrs: dict[str, Any], prompt_ids: Any, response_ids: list[Any], logprobs: list[Any]
+) -> None:
     """The RL attributes: prompt/response token ids and response logprobs (JSON arrays).
 
     Token ids decode back to the text, so they follow the content-capture switch.
@@ -123,7 +127,7 @@ def _choice_logprobs(choice: Any) -> list[float] | None:
 def chat_response(attrs: dict[str, Any], response: Any) -> None:
     _set_ids(attrs, get(response, "id"), get(response, "model"))
     choices = get(response, "choices") or []
-    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = ([str(get(c, "finish_reason") or "") for c in choices])
+    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = [str(get(c, "finish_reason") or "") for c in choices]
     _set_usage(attrs, get(response, "usage"), "prompt_tokens", "completion_tokens")
     output = []
     for c in choices:
@@ -132,10 +136,16 @@ def chat_response(attrs: dict[str, Any], response: Any) -> None:
         reasoning = get(msg, "reasoning_content")
         if reasoning:
             parts.insert(0, {"type": "reasoning", "content": reasoning})
-        output.append({"role": get(msg, "role", "assistant"), "parts": parts, "finish_reason": get(c, "finish_reason")})
+        output.append(
+            {"role": get(msg, "role", "assistant"), "parts": parts, "finish_reason": get(c, "finish_reason")}
+        )
     add_content(attrs, A.GEN_AI_OUTPUT_MESSAGES, output)
-    prompt_ids = get(response, "prompt_token_ids") or (get(choices[0], "prompt_token_ids") if choices else None)
-    set_token_data(attrs, prompt_ids, [get(c, "token_ids") for c in choices], [_choice_logprobs(c) for c in choices])
+    prompt_ids = get(response, "prompt_token_ids") or (
+        get(choices[0], "prompt_token_ids") if choices else None
+    )
+    set_token_data(
+        attrs, prompt_ids, [get(c, "token_ids") for c in choices], [_choice_logprobs(c) for c in choices]
+    )
 
 
 class ChatStream(Accumulator):
@@ -147,8 +157,19 @@ class ChatStream(Accumulator):
         self.choices: dict[int, dict[str, Any]] = {}
 
     def _choice(self, index: int) -> dict[str, Any]:
-        return self.choices.setdefault(index, {"text": [], "tools": {}, "finish": None, "ids": [], "logprobs": [],
-                                               "role": "assistant", "has_ids": False, "has_lp": False})
+        return self.choices.setdefault(
+            index,
+            {
+                "text": [],
+                "tools": {},
+                "finish": None,
+                "ids": [],
+                "logprobs": [],
+                "role": "assistant",
+                "has_ids": False,
+                "has_lp": False,
+            },
+        )
 
     def add(self, chunk: Any) -> bool:
         self.id = self.id or get(chunk, "id")
@@ -166,7 +187,9 @@ class ChatStream(Accumulator):
             if text:
                 st["text"].append(text)
             for tc in get(delta, "tool_calls") or ():
-                slot = st["tools"].setdefault(get(tc, "index", 0) or 0, {"id": None, "name": None, "args": []})
+                slot = st["tools"].setdefault(
+                    get(tc, "index", 0) or 0, {"id": None, "name": None, "args": []}
+                )
                 fn = get(tc, "function")
                 slot["id"] = slot["id"] or get(tc, "id")
                 slot["name"] = slot["name"] or get(fn, "name")
@@ -188,19 +211,29 @@ class ChatStream(Accumulator):
         _set_ids(attrs, self.id, self.model)
         ordered = [self.choices[i] for i in sorted(self.choices)]
         if ordered:
-            attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = ([str(c["finish"] or "") for c in ordered])
+            attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = [str(c["finish"] or "") for c in ordered]
         _set_usage(attrs, self.usage, "prompt_tokens", "completion_tokens")
         output = []
         for c in ordered:
             parts = text_parts("".join(c["text"])) if c["text"] else []
             for _, t in sorted(c["tools"].items()):
-                parts.append({"type": "tool_call", "id": t["id"], "name": t["name"],
-                              "arguments": parse_arguments("".join(t["args"]))})
+                parts.append(
+                    {
+                        "type": "tool_call",
+                        "id": t["id"],
+                        "name": t["name"],
+                        "arguments": parse_arguments("".join(t["args"])),
+                    }
+                )
             output.append({"role": c["role"], "parts": parts, "finish_reason": c["finish"]})
         if output:
             add_content(attrs, A.GEN_AI_OUTPUT_MESSAGES, output)
-        set_token_data(attrs, self.prompt_ids, [c["ids"] if c["has_ids"] else None for c in ordered],
-                       [c["logprobs"] if c["has_lp"] else None for c in ordered])
+        set_token_data(
+            attrs,
+            self.prompt_ids,
+            [c["ids"] if c["has_ids"] else None for c in ordered],
+            [c["logprobs"] if c["has_lp"] else None for c in ordered],
+        )
 
 
 # -- Responses API -------------------------------------------------------------
@@ -213,12 +246,32 @@ def _responses_input(value: Any) -> list[dict[str, Any]]:
     for item in value or ():
         kind = get(item, "type")
         if kind == "function_call":
-            out.append({"role": "assistant", "parts": [{"type": "tool_call", "id": get(item, "call_id"),
-                                                        "name": get(item, "name"),
-                                                        "arguments": parse_arguments(get(item, "arguments"))}]})
+            out.append(
+                {
+                    "role": "assistant",
+                    "parts": [
+                        {
+                            "type": "tool_call",
+                            "id": get(item, "call_id"),
+                            "name": get(item, "name"),
+                            "arguments": parse_arguments(get(item, "arguments")),
+                        }
+                    ],
+                }
+            )
         elif kind == "function_call_output":
-            out.append({"role": "tool", "parts": [{"type": "tool_call_response", "id": get(item, "call_id"),
-                                                   "response": get(item, "output")}]})
+            out.append(
+                {
+                    "role": "tool",
+                    "parts": [
+                        {
+                            "type": "tool_call_response",
+                            "id": get(item, "call_id"),
+                            "response": get(item, "output"),
+                        }
+                    ],
+                }
+            )
         else:
             out.append({"role": get(item, "role", "user"), "parts": text_parts(get(item, "content"))})
     return out
@@ -252,8 +305,14 @@ def responses_response(attrs: dict[str, Any], response: Any) -> None:
         if kind == "message":
             parts.extend(text_parts(get(item, "content")))
         elif kind == "function_call":
-            parts.append({"type": "tool_call", "id": get(item, "call_id"), "name": get(item, "name"),
-                          "arguments": parse_arguments(get(item, "arguments"))})
+            parts.append(
+                {
+                    "type": "tool_call",
+                    "id": get(item, "call_id"),
+                    "name": get(item, "name"),
+                    "arguments": parse_arguments(get(item, "arguments")),
+                }
+            )
         elif kind == "reasoning":
             summary = get(item, "summary") or []
             parts.append({"type": "reasoning", "content": "".join(get(s, "text", "") for s in summary)})
@@ -262,8 +321,10 @@ def responses_response(attrs: dict[str, Any], response: Any) -> None:
         finish = "tool_call"
     else:
         finish = "length" if status == "incomplete" else ("error" if status == "failed" else "stop")
-    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = ([finish])
-    add_content(attrs, A.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "parts": parts, "finish_reason": finish}])
+    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = [finish]
+    add_content(
+        attrs, A.GEN_AI_OUTPUT_MESSAGES, [{"role": "assistant", "parts": parts, "finish_reason": finish}]
+    )
 
 
 class ResponsesStream(Accumulator):

@@ -17,7 +17,11 @@ from ..openai.patch import set_token_data
 
 def _model_name(instance: Any) -> str:
     config = getattr(instance, "config", None)
-    return getattr(config, "_name_or_path", None) or getattr(config, "model_type", None) or type(instance).__name__
+    return (
+        getattr(config, "_name_or_path", None)
+        or getattr(config, "model_type", None)
+        or type(instance).__name__
+    )
 
 
 def generate_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Request:
@@ -28,8 +32,11 @@ def generate_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any
         return value if value is not None else getattr(gen_config, name, None)
 
     attrs: dict[str, Any] = {}
-    for name, attr in (("temperature", A.GEN_AI_REQUEST_TEMPERATURE), ("top_p", A.GEN_AI_REQUEST_TOP_P),
-                       ("max_new_tokens", A.GEN_AI_REQUEST_MAX_TOKENS)):
+    for name, attr in (
+        ("temperature", A.GEN_AI_REQUEST_TEMPERATURE),
+        ("top_p", A.GEN_AI_REQUEST_TOP_P),
+        ("max_new_tokens", A.GEN_AI_REQUEST_MAX_TOKENS),
+    ):
         value = pick(name)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             attrs[attr] = value
@@ -72,11 +79,11 @@ def generate_response(attrs: dict[str, Any], output: Any, request: Request) -> N
         trimmed, reason = _trim(row[start:], request.state["eos"])
         generated.append(trimmed)
         reasons.append(reason)
-    attrs[A.GEN_AI_RESPONSE_MODEL] = (request.model or "")
-    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = (reasons)
+    attrs[A.GEN_AI_RESPONSE_MODEL] = request.model or ""
+    attrs[A.GEN_AI_RESPONSE_FINISH_REASONS] = reasons
     if prompt_rows:
-        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = (sum(len(r) for r in prompt_rows))
-    attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = (sum(len(g) for g in generated))
+        attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = sum(len(r) for r in prompt_rows)
+    attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = sum(len(g) for g in generated)
     logprobs = _logprobs(output, generated)
     prompt_ids = prompt_rows[0] if prompt_rows and len(prompt_rows) == 1 else prompt_rows
     set_token_data(attrs, prompt_ids, generated, logprobs if logprobs else [None] * len(generated))
@@ -91,9 +98,17 @@ def _logprobs(output: Any, generated: list[list[int]]) -> list[list[float]] | No
     per_step = [torch.log_softmax(s.float(), dim=-1) for s in steps]
     result = []
     for b, tokens in enumerate(generated):
-        result.append([round(float(per_step[t][b, tok]), 6) for t, tok in enumerate(tokens) if t < len(per_step)])
+        result.append(
+            [round(float(per_step[t][b, tok]), 6) for t, tok in enumerate(tokens) if t < len(per_step)]
+        )
     return result
 
 
-GENERATE = CallSpec(A.PROVIDER_TRANSFORMERS, A.OP_TEXT_COMPLETION, generate_request, generate_response,
-                    span_name=A.SPAN_TEXT_COMPLETION, pass_request=True)
+GENERATE = CallSpec(
+    A.PROVIDER_TRANSFORMERS,
+    A.OP_TEXT_COMPLETION,
+    generate_request,
+    generate_response,
+    span_name=A.SPAN_TEXT_COMPLETION,
+    pass_request=True,
+)
