@@ -30,8 +30,7 @@ demo: $(VENV)/.installed-dev
 	$(BIN)/lightspan demo $(DEMO_ARGS)
 
 # The static checks run first: a change that breaks formatting, lint or types fails fast.
-test: $(VENV)/.installed-dev
-	$(BIN)/ruff check .
+test: lint typecheck
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev
