@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -88,22 +89,21 @@ def test_versions_and_inter_part_pins_agree():
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory) -> dict[str, Path]:
-    """Every part's wheel and the root's, built once (no isolation: setuptools comes from this env)."""
+    """Every part's wheel and the root's, built once (no isolation: setuptools comes from this env).
+
+    Each is built from a copy of its folder: setuptools writes build/ and *.egg-info next to the sources,
+    and a test must not leave those in the checkout."""
+    src = tmp_path_factory.mktemp("src")
     dist = tmp_path_factory.mktemp("dist")
-    folders = [str(f) for f in PARTS.values()] + [str(REPO)]
+    skip = shutil.ignore_patterns("build", "*.egg-info", "__pycache__")
+    folders = [shutil.copytree(folder, src / folder.name, ignore=skip) for folder in PARTS.values()]
+    root = src / "lightspan"
+    root.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, root / name)
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(dist),
-            *folders,
-        ],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dist)]
+        + [str(f) for f in [*folders, root]],
         check=True,
         capture_output=True,
         timeout=600,
