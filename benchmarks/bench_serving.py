@@ -14,6 +14,7 @@ import os
 import statistics
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -53,7 +54,7 @@ def main() -> None:
     )
     server = PolicyServer(path, served_model_name="policy", device=args.device).start()
     client = openai.OpenAI(base_url=server.base_url, api_key="x")
-    kw = dict(
+    kw: dict[str, Any] = dict(
         model="policy",
         messages=MESSAGES,
         max_tokens=args.max_tokens,

@@ -23,6 +23,7 @@ import os
 import sys
 import tempfile
 import time
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -163,7 +164,7 @@ def run_one(kind: str, a: argparse.Namespace, rows: list[dict], tok, out_dir: st
     n_params = sum(p.numel() for p in model.parameters())
     steps = a.warmup_steps + a.steps
     timer = StepTimer(a.warmup_steps, a.device)
-    common = dict(
+    common: dict[str, Any] = dict(
         output_dir=out_dir,
         per_device_train_batch_size=a.batch_size,
         max_steps=steps,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -27,7 +28,7 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 20.0) -> bool:
 
 
 def local_config(tmp_path, **overrides) -> CollectorConfig:
-    base = dict(
+    base: dict[str, Any] = dict(
         data_dir=str(tmp_path / "data"),
         grpc_endpoint="127.0.0.1:0",
         http_endpoint="127.0.0.1:0",

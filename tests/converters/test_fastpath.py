@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -89,7 +90,9 @@ def _table(out: Path) -> pa.Table:
 @pytest.mark.parametrize("chunk", [1, 3, 100])
 def test_fast_rows_equal_rebuilt_rows(mixed, tmp_path, credit, chunk):
     store, _, _ = mixed
-    common = dict(dsn=store.dsn, credit=credit, gamma=0.9, chunk_rollouts=chunk, require_reward=False)
+    common: dict[str, Any] = dict(
+        dsn=store.dsn, credit=credit, gamma=0.9, chunk_rollouts=chunk, require_reward=False
+    )
     fast = convert(ConvertConfig(output_dir=str(tmp_path / "fast"), formats=("rows-parquet",), **common))
     # A second format turns the fast path off: every rollout goes through rebuild + assign_credit.
     slow = convert(

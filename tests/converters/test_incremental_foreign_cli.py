@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 
@@ -24,7 +25,7 @@ def simple(rid: str, task: str = "t", reward: float | None = 1.0, answer: str = 
 
 
 def test_incremental_runs_add_only_new_work_and_never_duplicate(store, tmp_path):
-    cfg = dict(
+    cfg: dict[str, Any] = dict(
         dsn=store.dsn,
         output_dir=str(tmp_path),
         formats=("trajectory-json", "rows-parquet", "rows-jsonl", "dpo"),
@@ -55,7 +56,7 @@ def test_incremental_runs_add_only_new_work_and_never_duplicate(store, tmp_path)
 
 
 def test_incremental_grpo_reconverts_the_whole_task_group(store, tmp_path):
-    cfg = dict(
+    cfg: dict[str, Any] = dict(
         dsn=store.dsn,
         output_dir=str(tmp_path),
         formats=("rows-parquet",),
@@ -174,7 +175,7 @@ def test_load_rows_explains_a_wrong_folder(tmp_path: Path):
 
 
 def test_incremental_without_groups_converts_exactly_the_changed_rollouts(store, tmp_path):
-    cfg = dict(
+    cfg: dict[str, Any] = dict(
         dsn=store.dsn,
         output_dir=str(tmp_path),
         formats=("rows-parquet",),

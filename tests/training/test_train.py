@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import pytest
 import yaml
@@ -12,7 +13,7 @@ from lightspan.training.metrics import read_metrics
 
 
 def _config(tiny_model, data, out, **kw):
-    base = dict(
+    base: dict[str, Any] = dict(
         model=tiny_model,
         data=str(data),
         output_dir=str(out),
