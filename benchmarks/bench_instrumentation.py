@@ -32,8 +32,9 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lightspan.instrumentation import rollout, tool
+from lightspan.instrumentation._instrumentor import tracer_getter
 from lightspan.instrumentation._llm import make_wrapper
-from lightspan.instrumentation.openai.patch import CHAT, tracer_getter
+from lightspan.instrumentation.openai.patch import CHAT
 from lightspan.instrumentation.processor import RolloutSpanProcessor
 from lightspan.schemas import attributes as A
 
@@ -81,9 +82,13 @@ def slow_create(*, model: str, messages: list, **kwargs) -> ChatCompletion:
 
 
 def build(tracer: trace.Tracer):
-    instrumented = wrapt.FunctionWrapper(fake_create, make_wrapper(CHAT, tracer_getter(), is_async=False))
+    instrumented = wrapt.FunctionWrapper(
+        fake_create,
+        make_wrapper(CHAT, tracer_getter(None, "lightspan.instrumentation.openai"), is_async=False),
+    )
     instrumented_slow = wrapt.FunctionWrapper(
-        slow_create, make_wrapper(CHAT, tracer_getter(), is_async=False)
+        slow_create,
+        make_wrapper(CHAT, tracer_getter(None, "lightspan.instrumentation.openai"), is_async=False),
     )
     in_json = json.dumps(
         [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES]

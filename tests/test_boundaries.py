@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,9 +66,9 @@ def test_agent_side_pulls_no_heavy_dependency():
 
 
 def _requirements(dist: str) -> list[str]:
-    """Installed `Requires-Dist` names of a distribution, without extras-only requirements."""
-    reqs = importlib.metadata.requires(dist) or []
-    return [re.split(r"[=<>!~\[; (]", r, maxsplit=1)[0].lower() for r in reqs if "extra ==" not in r]
+    """Installed `Requires-Dist` names (canonical) of a distribution, without extras-only requirements."""
+    reqs = [Requirement(r) for r in importlib.metadata.requires(dist) or []]
+    return [canonicalize_name(r.name) for r in reqs if r.marker is None or r.marker.evaluate({"extra": ""})]
 
 
 @pytest.mark.parametrize("part", sorted(FORBIDDEN))

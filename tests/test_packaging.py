@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -16,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 REPO = Path(__file__).resolve().parents[1]
 VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
@@ -59,12 +59,8 @@ def test_every_top_level_part_is_a_src_layout_distribution():
 
 def _pins(requirements: list[str]) -> dict[str, str]:
     """lightspan-* requirement -> its specifier, for the inter-part pins."""
-    out = {}
-    for req in requirements:
-        m = re.match(r"(lightspan-[a-z]+)\s*(.*)", req)
-        if m:
-            out[m.group(1)] = m.group(2).split(";")[0].strip()
-    return out
+    reqs = [Requirement(r) for r in requirements]
+    return {r.name: str(r.specifier) for r in reqs if r.name.startswith("lightspan-")}
 
 
 def test_versions_and_inter_part_pins_agree():
@@ -83,8 +79,9 @@ def test_versions_and_inter_part_pins_agree():
     ]
     for dep, spec in _pins(everything).items():
         assert dep in PARTS and spec == f"=={VERSION}", f"root: {dep}{spec}"
-    named = {d for d in _pins(everything)}
-    assert named == set(PARTS) - {"lightspan-schemas", "lightspan-storage"}, "an extra misses a part"
+    assert set(_pins(everything)) == set(PARTS) - {"lightspan-schemas", "lightspan-storage"}, (
+        "an extra misses a part"
+    )
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import tomllib
 
 import pytest
 from deploy_test_helpers import DEPLOY, REPO
+from packaging.requirements import Requirement
 
 DOCKERFILES = {
     "collector": DEPLOY / "docker" / "collector.Dockerfile",
@@ -103,7 +104,7 @@ def _parts_for_extra(extra: str) -> set[str]:
     todo = [*root["dependencies"], *root["optional-dependencies"][extra]]
     needed: set[str] = set()
     while todo:
-        name = re.split(r"[=<>\[; ]", todo.pop())[0]
+        name = Requirement(todo.pop()).name
         if name in folders and folders[name][0] not in needed:
             needed.add(folders[name][0])
             todo.extend(folders[name][1])

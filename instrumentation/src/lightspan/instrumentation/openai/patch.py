@@ -7,13 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from opentelemetry import trace
-
 from lightspan.schemas import attributes as A
 
 from .._content import add_content, add_json
-from .._instrumentor import TracerGetter
-from .._instrumentor import tracer_getter as _tracer_getter
 from .._llm import Accumulator, CallSpec, Request
 from .._messages import (
     get,
@@ -24,13 +20,6 @@ from .._messages import (
     text_parts,
 )
 from .._settings import get_settings
-
-_SCOPE = "lightspan.instrumentation.openai"
-
-
-def tracer_getter(provider: trace.TracerProvider | None = None, scope: str = _SCOPE) -> TracerGetter:
-    """The shared cached tracer, openai's scope by default (for wrappers built by hand, as benchmarks do)."""
-    return _tracer_getter(provider, scope)
 
 
 def _server(instance: Any, attrs: dict[str, Any]) -> None:
