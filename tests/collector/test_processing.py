@@ -166,7 +166,7 @@ def test_spool_replays_uncommitted_records_and_ignores_a_torn_tail(tmp_path):
     assert list(tmp_path.iterdir()) == []  # committed and empty segments are removed
 
 
-def test_config_precedence_overrides_then_yaml_then_env(tmp_path, monkeypatch):
+def test_config_precedence_flags_then_env_then_yaml_then_defaults(tmp_path, monkeypatch):
     monkeypatch.setenv(env.LIGHTSPAN_BATCH_MAX_SPANS, "111")
     monkeypatch.setenv(env.LIGHTSPAN_QUEUE_MAX_SPANS, "not-a-number")  # bad env: warn and fall back
     monkeypatch.setenv(env.LIGHTSPAN_REDACT_DROP, "a,b")
@@ -174,16 +174,49 @@ def test_config_precedence_overrides_then_yaml_then_env(tmp_path, monkeypatch):
     assert CollectorConfig.load().queue_max_spans == 50_000
     assert CollectorConfig.load().redact_drop == ["a", "b"]
     path = tmp_path / "c.yaml"
-    path.write_text("batch_max_spans: 222\nauth_token: t\n")
-    assert CollectorConfig.load(path).batch_max_spans == 222
-    assert CollectorConfig.load(path, batch_max_spans=333).batch_max_spans == 333
+    path.write_text("batch_max_spans: 222\nbatch_timeout_s: 3\nauth_token: t\n")
+    loaded = CollectorConfig.load(path)
+    assert (loaded.batch_max_spans, loaded.batch_timeout_s) == (111, 3.0)  # env beats the file
+    assert CollectorConfig.load(path, batch_max_spans=333).batch_max_spans == 333  # a flag beats env
+    monkeypatch.delenv(env.LIGHTSPAN_BATCH_MAX_SPANS)
+    assert CollectorConfig.load(path).batch_max_spans == 222  # the file beats the default
     path.write_text("batch_max_span: 1\n")
     with pytest.raises(ValueError, match="unknown settings \\['batch_max_span'\\]"):
         CollectorConfig.load(path)
     with pytest.raises(ValueError, match="queue_max_spans .* must be >= batch_max_spans"):
         CollectorConfig.load(batch_max_spans=10, queue_max_spans=5)
+    with pytest.raises(ValueError, match="max_request_bytes .* must be <= queue_max_bytes"):
+        CollectorConfig.load(max_request_bytes=10_000, queue_max_bytes=5_000)
     with pytest.raises(ValueError, match="grpc_endpoint"):
         CollectorConfig(grpc_endpoint="nope")
+
+
+def test_cli_resolves_settings_like_the_api(tmp_path, monkeypatch):
+    """`lightspan collector` and CollectorConfig.load agree: flags > env > file > defaults."""
+    from click.testing import CliRunner
+
+    import lightspan.collector as api
+    from lightspan.collector.cli import collector
+
+    seen: list[CollectorConfig] = []
+
+    class Capture:
+        def __init__(self, config):
+            seen.append(config)
+
+        def start(self):
+            raise RuntimeError("captured")
+
+    monkeypatch.setattr(api, "Collector", Capture)
+    path = tmp_path / "c.yaml"
+    path.write_text("batch_max_spans: 222\nbatch_timeout_s: 3\nqueue_max_spans: 90000\n")
+    monkeypatch.setenv(env.LIGHTSPAN_BATCH_MAX_SPANS, "111")
+    monkeypatch.setenv(env.LIGHTSPAN_QUEUE_MAX_SPANS, "80000")
+    args = ["--config", str(path), "--queue-max-spans", "70000", "--log-format", "text"]
+    CliRunner().invoke(collector, args)
+    cfg = seen[0]
+    assert (cfg.queue_max_spans, cfg.batch_max_spans, cfg.batch_timeout_s) == (70_000, 111, 3.0)
+    assert cfg == CollectorConfig.load(path, queue_max_spans=70_000)
 
 
 def test_cli_help_and_bad_arguments():

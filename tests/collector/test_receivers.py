@@ -224,3 +224,10 @@ def test_health_ready_and_metrics(start_collector):
     assert 'lightspan_spans_received_total{transport="grpc"} 3.0' in text
     assert "lightspan_spans_written_total 3.0" in text
     assert "lightspan_queue_spans" in text and "lightspan_batch_write_seconds_bucket" in text
+    # Spans with no rollout id of their own (their trace stands in) are counted; one with an id is not.
+    assert "lightspan_spans_without_rollout_total 3.0" in text
+    send_spans(GrpcExporter(endpoint=f"127.0.0.1:{c.grpc_port}", insecure=True), 2, {A.ROLLOUT_ID: "r-1"})
+    send_spans(GrpcExporter(endpoint=f"127.0.0.1:{c.grpc_port}", insecure=True), 1, {"session.id": "s-1"})
+    assert wait_for(lambda: _count(c) == 6)
+    text = urllib.request.urlopen(base + "/metrics").read().decode()
+    assert "lightspan_spans_without_rollout_total 3.0" in text and "lightspan_queue_bytes" in text

@@ -55,82 +55,74 @@ def setup_logging(level: str, fmt: str) -> None:
 )
 @click.option(
     "--dsn",
-    envvar=env.LIGHTSPAN_CLICKHOUSE_DSN,
     help="ClickHouse: chdb:///dir or http://host:8123/db (default: embedded).",
 )
-@click.option(
-    "--data-dir", envvar=env.LIGHTSPAN_DATA_DIR, help="Embedded store directory (default ~/.lightspan/data)."
-)
+@click.option("--data-dir", help="Embedded store directory (default ~/.lightspan/data).")
 @click.option(
     "--grpc-endpoint",
-    envvar=env.LIGHTSPAN_GRPC_ENDPOINT,
     help="OTLP/gRPC listen address (default 0.0.0.0:4317; 'off' disables).",
 )
 @click.option(
     "--http-endpoint",
-    envvar=env.LIGHTSPAN_HTTP_ENDPOINT,
     help="OTLP/HTTP listen address (default 0.0.0.0:4318; 'off' disables).",
 )
 @click.option(
     "--query-endpoint",
-    envvar=env.LIGHTSPAN_QUERY_ENDPOINT,
     help="ClickHouse HTTP query interface for the embedded store (default 127.0.0.1:8123; 'off' disables).",
 )
-@click.option("--spool-dir", envvar=env.LIGHTSPAN_SPOOL_DIR, help="Write-ahead spool directory.")
+@click.option("--spool-dir", help="Write-ahead spool directory.")
 @click.option(
     "--auth-token",
-    envvar=env.LIGHTSPAN_AUTH_TOKEN,
     help="Require 'Authorization: Bearer <token>' from clients.",
 )
 @click.option(
     "--tls-cert",
-    envvar=env.LIGHTSPAN_TLS_CERT,
     type=click.Path(exists=True, dir_okay=False),
     help="PEM certificate (enables TLS).",
 )
 @click.option(
     "--tls-key",
-    envvar=env.LIGHTSPAN_TLS_KEY,
     type=click.Path(exists=True, dir_okay=False),
     help="PEM private key.",
 )
 @click.option(
     "--batch-max-spans",
     type=click.IntRange(min=1),
-    envvar=env.LIGHTSPAN_BATCH_MAX_SPANS,
     help="Spans per insert at most.",
 )
 @click.option(
     "--batch-timeout",
     "batch_timeout_s",
     type=click.FloatRange(min=0, min_open=True),
-    envvar=env.LIGHTSPAN_BATCH_TIMEOUT,
     help="Seconds before a partial batch is written.",
 )
 @click.option(
     "--queue-max-spans",
     type=click.IntRange(min=1),
-    envvar=env.LIGHTSPAN_QUEUE_MAX_SPANS,
     help="Spans in memory before backpressure.",
+)
+@click.option(
+    "--queue-max-bytes",
+    type=click.IntRange(min=1),
+    help="Bytes of acknowledged requests in memory (and of requests being decoded) before backpressure.",
+)
+@click.option(
+    "--batch-max-bytes",
+    type=click.IntRange(min=1),
+    help="Request bytes per insert at most (bounds the writer's memory).",
 )
 @click.option(
     "--max-request-bytes",
     type=click.IntRange(min=1),
-    envvar=env.LIGHTSPAN_MAX_REQUEST_BYTES,
     help="Largest export (after decompression).",
 )
 @click.option(
     "--max-attribute-bytes",
     type=click.IntRange(min=0),
-    envvar=env.LIGHTSPAN_MAX_ATTRIBUTE_BYTES,
     help="Per-attribute size limit (0 = none).",
 )
-@click.option(
-    "--redact-drop", envvar=env.LIGHTSPAN_REDACT_DROP, help="Comma-separated attribute keys/patterns to drop."
-)
-@click.option(
-    "--redact-hash", envvar=env.LIGHTSPAN_REDACT_HASH, help="Comma-separated attribute keys/patterns to hash."
-)
+@click.option("--redact-drop", help="Comma-separated attribute keys/patterns to drop.")
+@click.option("--redact-hash", help="Comma-separated attribute keys/patterns to hash.")
 @click.option(
     "--no-fsync",
     "no_fsync",
@@ -156,6 +148,9 @@ def collector(
     config_path: str | None, no_fsync: bool, log_level: str, log_format: str, **options: object
 ) -> None:
     """Run the OTLP collector (gRPC 4317, HTTP 4318) into ClickHouse (embedded chDB by default).
+
+    Settings resolve as flags, then LIGHTSPAN_* environment variables, then the --config YAML file,
+    then defaults (docs/collector.md lists each setting's variable).
 
     Point agents at it with OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4317. Readers in other
     processes use the query URL it logs (a clickhouse-connect DSN). SIGTERM/SIGINT flush and exit.
@@ -194,3 +189,17 @@ def collector(
         raise click.ClickException(
             "stopped before everything was written; the spool replays it on the next start"
         )
+
+
+def _name_env_vars() -> None:
+    """Show each setting's variable in --help; the value is read by CollectorConfig.load (flags > env >
+    file), not by click, so the CLI and the API resolve alike."""
+    from .config import ENV_VARS
+
+    for param in collector.params:
+        var = ENV_VARS.get(param.name or "")
+        if isinstance(param, click.Option) and var:
+            param.help = f"{param.help} [env: {var}]"
+
+
+_name_env_vars()

@@ -1,4 +1,4 @@
-"""Collector settings: explicit values, then the YAML file, then environment variables, then defaults.
+"""Collector settings: explicit values (flags), then environment variables, then the YAML file, then defaults.
 
 A bad environment value logs a warning and falls back to the default; a bad explicit or YAML value
 raises ``ValueError`` naming the setting. Parsing and layering are :mod:`lightspan.schemas.settings`'s,
@@ -17,8 +17,17 @@ from lightspan.schemas.settings import SettingsFile, env_str, load_settings, par
 
 MiB = 1024 * 1024
 
+#: Budget a request holds while it is decoded, per byte of its (decompressed) body: the body itself plus
+#: the decoded message (upb: up to ~2.7x the wire size for tiny spans; JSON: the parsed document, ~2x,
+#: plus the message). Measured in benchmarks/bench_collector_memory.py.
+DECODE_FACTOR = 5
+
+#: The writer's memory per byte of a batch's requests: the bytes, the decoded messages (~2.7x), the
+#: flattened rows (~8x for tiny spans, ~2x for 2 KB GenAI spans) and clickhouse-connect's Native blocks.
+WRITER_FACTOR = 20
+
 #: field name -> environment variable
-_ENV: dict[str, str] = {
+ENV_VARS: dict[str, str] = {
     "dsn": env.LIGHTSPAN_CLICKHOUSE_DSN,
     "data_dir": env.LIGHTSPAN_DATA_DIR,
     "grpc_endpoint": env.LIGHTSPAN_GRPC_ENDPOINT,
@@ -61,7 +70,9 @@ class CollectorConfig:
     batch_max_spans: int = 10_000
     batch_timeout_s: float = 1.0
     queue_max_spans: int = 50_000
-    max_request_bytes: int = 64 * MiB
+    queue_max_bytes: int = 128 * MiB
+    batch_max_bytes: int = 4 * MiB
+    max_request_bytes: int = 16 * MiB
     max_attribute_bytes: int = env.DEFAULT_MAX_ATTRIBUTE_BYTES
     redact_drop: list[str] = field(default_factory=list)
     redact_hash: list[str] = field(default_factory=list)
@@ -74,6 +85,9 @@ class CollectorConfig:
     retry_max_s: float = 10.0
     retry_after_s: int = 1
     grpc_workers: int = 8
+    http_workers: int = 8
+    ready_stall_s: float = 5.0
+    insert_timeout_s: float | None = None
     schema_apply: bool = True
 
     def __post_init__(self) -> None:
@@ -89,7 +103,10 @@ class CollectorConfig:
             "batch_max_spans",
             "queue_max_spans",
             "max_request_bytes",
+            "queue_max_bytes",
+            "batch_max_bytes",
             "grpc_workers",
+            "http_workers",
             "spool_segment_bytes",
         ):
             if int(getattr(self, name)) <= 0:
@@ -103,6 +120,18 @@ class CollectorConfig:
             raise ValueError(
                 f"max_attribute_bytes must be >= 0 (0 = no limit), got {self.max_attribute_bytes}"
             )
+        if self.max_request_bytes * DECODE_FACTOR > self.queue_max_bytes:
+            raise ValueError(
+                f"max_request_bytes ({self.max_request_bytes}) x {DECODE_FACTOR} (the budget a request holds "
+                f"while it is decoded) must be <= queue_max_bytes ({self.queue_max_bytes}); raise "
+                "queue_max_bytes or lower max_request_bytes."
+            )
+        if self.ready_stall_s <= 0:
+            raise ValueError(f"ready_stall_s must be > 0, got {self.ready_stall_s}")
+        if self.insert_timeout_s is not None and self.insert_timeout_s <= 0:
+            raise ValueError(
+                f"insert_timeout_s must be > 0 (or unset: sized from batch_max_bytes), got {self.insert_timeout_s}"
+            )
         if self.batch_timeout_s <= 0:
             raise ValueError(f"batch_timeout_s must be > 0, got {self.batch_timeout_s}")
         if bool(self.tls_cert) != bool(self.tls_key):
@@ -112,6 +141,22 @@ class CollectorConfig:
     @property
     def resolved_dsn(self) -> str:
         return self.dsn or f"chdb://{self.data_dir}"
+
+    @property
+    def resolved_insert_timeout_s(self) -> float:
+        """Seconds one insert may take before it is retried: 10 s plus 2 s per MiB of batch, by default.
+
+        (clickhouse-connect's own default is 300 s, during which a frozen server looks like progress.)"""
+        if self.insert_timeout_s:
+            return float(self.insert_timeout_s)
+        return 10.0 + 2.0 * self.batch_max_bytes / MiB
+
+    @property
+    def memory_bound_bytes(self) -> int:
+        """What the collector's own memory may grow to above its idle size (docs/collector.md, "Memory")."""
+        held = (self.grpc_workers + self.http_workers) * self.max_request_bytes
+        batch = max(self.batch_max_bytes, self.max_request_bytes)  # a batch holds at least one request
+        return self.queue_max_bytes + held + WRITER_FACTOR * batch
 
     @property
     def resolved_spool_dir(self) -> str:
@@ -125,11 +170,10 @@ class CollectorConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None, **overrides: Any) -> CollectorConfig:
-        """Build a config from ``overrides`` (None values ignored), the YAML ``path``
-        (or ``$LIGHTSPAN_COLLECTOR_CONFIG``), environment variables and defaults, in that order.
-
-        Note the order: the file beats the environment. The YAML may nest the settings under a
-        top-level ``collector:`` key."""
+        """Build a config from ``overrides`` (None values ignored: CLI flags), environment variables,
+        the YAML ``path`` (or ``$LIGHTSPAN_COLLECTOR_CONFIG``) and defaults, in that order of precedence
+        (the common convention; ``lightspan collector`` resolves the same way). The YAML may nest the
+        settings under a top-level ``collector:`` key."""
         path = path or env_str(env.LIGHTSPAN_COLLECTOR_CONFIG)
         file = None
         if path:
@@ -137,7 +181,7 @@ class CollectorConfig:
                 path, parse=_yaml_load, format="YAML", label="collector config", section="collector"
             )
         values = load_settings(
-            parsers_for(cls), file=file, env=_ENV, overrides=overrides, order=("env", "file", "overrides")
+            parsers_for(cls), file=file, env=ENV_VARS, overrides=overrides, order=("file", "env", "overrides")
         )
         return cls(**values)
 

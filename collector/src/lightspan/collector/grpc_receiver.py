@@ -1,7 +1,9 @@
-"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+"""OTLP/gRPC receiver: ``TraceService/Export`` and ``LogsService/Export`` (``opentelemetry.proto.collector``).
 
-The method is registered with no request deserializer so the raw bytes reach the ingestor once
-(decoded there, spooled as received). Size limits are grpc's own ``max_receive_message_length``.
+The methods are registered with no request deserializer so the raw bytes reach the ingestor once
+(admitted by size, decoded there, spooled as received). Size limits are grpc's own
+``max_receive_message_length``; at most ``workers`` requests are held at once (more wait in grpc's
+queue without their bodies being read: ``maximum_concurrent_rpcs`` beyond that is RESOURCE_EXHAUSTED).
 """
 
 from __future__ import annotations
@@ -10,11 +12,12 @@ import logging
 from concurrent import futures
 from typing import Any
 
-from .ingest import BadRequest, Ingestor, Unauthenticated, Unavailable
+from .ingest import BadRequest, Ingestor, TooLarge, Unauthenticated, Unavailable
 
 _log = logging.getLogger(__name__)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+LOGS_SERVICE = "opentelemetry.proto.collector.logs.v1.LogsService"
 
 
 def _retry_details(message: str, seconds: int) -> bytes:
@@ -42,12 +45,13 @@ class GrpcReceiver:
             ],
             maximum_concurrent_rpcs=workers * 4,
         )
-        handler = grpc.unary_unary_rpc_method_handler(
-            self._export, request_deserializer=None, response_serializer=None
-        )
-        self.server.add_generic_rpc_handlers(
-            (grpc.method_handlers_generic_handler(SERVICE, {"Export": handler}),)
-        )
+        handlers = []
+        for service, signal in ((SERVICE, "traces"), (LOGS_SERVICE, "logs")):
+            handler = grpc.unary_unary_rpc_method_handler(
+                self._handler(signal), request_deserializer=None, response_serializer=None
+            )
+            handlers.append(grpc.method_handlers_generic_handler(service, {"Export": handler}))
+        self.server.add_generic_rpc_handlers(tuple(handlers))
         if tls_cert:
             with open(tls_key, "rb") as k, open(tls_cert, "rb") as c:
                 creds = grpc.ssl_server_credentials([(k.read(), c.read())])
@@ -63,38 +67,35 @@ class GrpcReceiver:
     def stop(self, grace: float = 5.0) -> None:
         self.server.stop(grace).wait(grace + 1)
 
-    def _export(self, body: bytes, context: Any) -> bytes:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
-            ExportTracePartialSuccess,
-            ExportTraceServiceResponse,
-        )
+    def _handler(self, signal: str) -> Any:
+        return lambda body, context: self._export(body, context, signal)
+
+    def _export(self, body: bytes, context: Any, signal: str = "traces") -> bytes:
+        from .http_receiver import export_response
 
         grpc = self._grpc
         metrics = self.ingestor.metrics
         try:
             auth = next((v for k, v in context.invocation_metadata() if k == "authorization"), None)
             self.ingestor.check_auth(auth)
-            result = self.ingestor.traces(body, transport="grpc")
+            result = self.ingestor.export(signal, body, transport="grpc")
         except Unauthenticated as exc:
-            metrics.requests.labels("grpc", "UNAUTHENTICATED").inc()
-            context.abort(grpc.StatusCode.UNAUTHENTICATED, str(exc))
+            code, message = grpc.StatusCode.UNAUTHENTICATED, str(exc)
         except BadRequest as exc:
-            metrics.requests.labels("grpc", "INVALID_ARGUMENT").inc()
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            code, message = grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        except TooLarge as exc:
+            code, message = grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)
         except Unavailable as exc:
-            metrics.requests.labels("grpc", "UNAVAILABLE").inc()
+            code, message = grpc.StatusCode.UNAVAILABLE, str(exc)
             context.set_trailing_metadata(
                 (("grpc-status-details-bin", _retry_details(str(exc), exc.retry_after_s)),)
             )
-            context.abort(grpc.StatusCode.UNAVAILABLE, str(exc))
         except Exception as exc:
             _log.exception("OTLP/gRPC export failed")
-            metrics.requests.labels("grpc", "INTERNAL").inc()
-            context.abort(grpc.StatusCode.INTERNAL, f"collector error: {exc}")
-        metrics.requests.labels("grpc", "OK").inc()
-        response = ExportTraceServiceResponse()
-        if result.rejected:
-            response.partial_success.CopyFrom(
-                ExportTracePartialSuccess(rejected_spans=result.rejected, error_message=result.error_message)
-            )
-        return response.SerializeToString()
+            code, message = grpc.StatusCode.INTERNAL, f"collector error: {exc}"
+        else:
+            metrics.requests.labels("grpc", "OK").inc()
+            return export_response(signal, result, as_json=False)
+        metrics.requests.labels("grpc", code.name).inc()
+        context.abort(code, message)
+        raise AssertionError("unreachable: context.abort raises")

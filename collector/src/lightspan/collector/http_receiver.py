@@ -1,199 +1,197 @@
-"""OTLP/HTTP receiver (``POST /v1/traces``, protobuf or JSON, gzip/deflate), rewards, health and metrics.
+"""OTLP/HTTP receiver: ``POST /v1/traces`` and ``POST /v1/logs`` (protobuf or JSON), rewards, health, metrics.
+
+A Starlette app on uvicorn (:mod:`lightspan.storage.asgi`, shared with the query interface): bodies
+framed by ``Content-Length`` or ``Transfer-Encoding: chunked``, ``gzip``/``deflate`` (and lz4, zstd)
+with a limit after decompression. The body's bytes are admitted into the queue's budget as they arrive
+(before anything is decoded), and decoding runs on at most ``workers`` threads.
 
 Errors are ``google.rpc.Status`` bodies in the request's encoding, as the OTLP/HTTP spec asks:
-400 malformed, 401 missing or wrong token, 413 too large (after decompression), 415 unknown content type,
-503 with ``Retry-After`` when the pipeline is full.
+400 malformed, 401 missing or wrong token, 404/405 wrong path or method, 413 too large (on the wire,
+after decompression, or larger than the whole queue), 415 unknown content type or encoding, 503 with
+``Retry-After`` when the pipeline is full or the collector is stopping.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import ssl
-import threading
-import zlib
 from collections.abc import Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from .ingest import BadRequest, Ingestor, Unauthenticated, Unavailable
+from lightspan.storage.asgi import BodyError, ServerThread, decompress, read_body
+
+from .ingest import BadRequest, Ingestor, Result, TooLarge, Unauthenticated, Unavailable
 
 _log = logging.getLogger(__name__)
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
+_PROTOBUF_TYPES = (PROTOBUF, "application/protobuf")
+_SIGNAL_PATHS = {"/v1/traces": "traces", "/v1/logs": "logs"}
+_GRPC_CODES = {400: 3, 401: 16, 404: 5, 405: 12, 413: 8, 415: 3, 503: 14}
+_HELP = "use POST /v1/traces, POST /v1/logs, POST /v1/rewards, GET /healthz, /readyz, /metrics"
 
 
-class TooLarge(Exception):
-    pass
+def status_body(status: int, message: str, as_json: bool) -> bytes:
+    """A ``google.rpc.Status`` for an HTTP status, as protobuf or OTLP/JSON."""
+    code = _GRPC_CODES.get(status, 13)
+    if as_json:
+        return json.dumps({"code": code, "message": message}).encode()
+    from google.rpc import status_pb2
+
+    return status_pb2.Status(code=code, message=message).SerializeToString()
 
 
-def _inflate(body: bytes, encoding: str, limit: int) -> bytes:
-    """Decompress with a hard output limit, so a small gzip bomb cannot take memory."""
-    wbits = {"gzip": 31, "deflate": 15, "x-gzip": 31}.get(encoding)
-    if wbits is None:
-        raise BadRequest(f"unsupported Content-Encoding {encoding!r}: use gzip, deflate or none")
-    try:
-        d = zlib.decompressobj(wbits)
-        out = d.decompress(body, limit + 1)
-        if len(out) > limit or d.unconsumed_tail:
-            raise TooLarge(f"request is larger than {limit} bytes after decompression")
-        return out + d.flush()
-    except zlib.error as exc:
-        raise BadRequest(f"body is not valid {encoding}: {exc}") from None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, fmt: str, *args: Any) -> None:
-        _log.debug("http %s", fmt % args)
-
-    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
-
-    def _status(
-        self, status: int, message: str, as_json: bool, headers: dict[str, str] | None = None
-    ) -> None:
-        from google.rpc import status_pb2
-
-        grpc_code = {400: 3, 401: 16, 413: 8, 415: 3, 503: 14, 404: 5, 405: 12}.get(status, 13)
-        if as_json:
-            body = json.dumps({"code": grpc_code, "message": message}).encode()
-        else:
-            body = status_pb2.Status(code=grpc_code, message=message).SerializeToString()
-        self.server.ingestor.metrics.requests.labels("http", str(status)).inc()
-        self._send(status, body, JSON if as_json else PROTOBUF, headers)
-
-    def do_GET(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        if path == "/healthz":
-            self._send(200, b'{"status":"ok"}', JSON)
-        elif path == "/readyz":
-            ready, why = self.server.readiness()
-            self._send(200 if ready else 503, json.dumps({"ready": ready, "reason": why}).encode(), JSON)
-        elif path == "/metrics":
-            from prometheus_client import CONTENT_TYPE_LATEST
-
-            self._send(200, self.server.ingestor.metrics.render(), CONTENT_TYPE_LATEST)
-        else:
-            self._send(
-                404,
-                b'{"error":"not found: use POST /v1/traces, POST /v1/rewards, /healthz, /readyz, /metrics"}',
-                JSON,
-            )
-
-    def do_POST(self) -> None:  # noqa: N802
-        path = self.path.split("?", 1)[0]
-        ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        as_json = ctype == JSON or path == "/v1/rewards"
-        limit = self.server.max_request_bytes
-        try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = -1
-        if length < 0:
-            self.close_connection = True
-            return self._status(400, "Content-Length is required and must be a number", as_json)
-        if length > limit:
-            self.close_connection = True
-            return self._status(
-                413, f"request of {length} bytes is larger than the limit of {limit}", as_json
-            )
-        body = self.rfile.read(length)
-        if path not in ("/v1/traces", "/v1/rewards"):
-            return self._status(404, f"no endpoint {path}: use /v1/traces or /v1/rewards", as_json)
-        ingestor = self.server.ingestor
-        try:
-            ingestor.check_auth(self.headers.get("Authorization"))
-            encoding = (self.headers.get("Content-Encoding") or "identity").strip().lower()
-            if encoding not in ("", "identity"):
-                body = _inflate(body, encoding, limit)
-            if path == "/v1/rewards":
-                result = ingestor.rewards(body)
-                self.server.ingestor.metrics.requests.labels("http", "200").inc()
-                return self._send(200, json.dumps({"accepted": result.accepted}).encode(), JSON)
-            if ctype not in (PROTOBUF, JSON, "application/protobuf"):
-                return self._status(
-                    415, f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}", as_json
-                )
-            result = ingestor.traces(body, transport="http", json_body=as_json)
-        except Unauthenticated as exc:
-            return self._status(401, str(exc), as_json, {"WWW-Authenticate": "Bearer"})
-        except TooLarge as exc:
-            return self._status(413, str(exc), as_json)
-        except BadRequest as exc:
-            return self._status(400, str(exc), as_json)
-        except Unavailable as exc:
-            return self._status(503, str(exc), as_json, {"Retry-After": str(exc.retry_after_s)})
-        except Exception as exc:
-            _log.exception("OTLP/HTTP request failed")
-            return self._status(500, f"collector error: {exc}", as_json)
-        self._ok(result, as_json)
-
-    def _ok(self, result: Any, as_json: bool) -> None:
+def export_response(signal: str, result: Result, as_json: bool) -> bytes:
+    """``Export{Trace,Logs}ServiceResponse``, with ``partial_success`` when something was rejected."""
+    rejected_field = "rejectedSpans" if signal == "traces" else "rejectedLogRecords"
+    if as_json:
+        doc: dict[str, Any] = {}
+        if result.rejected:
+            doc["partialSuccess"] = {
+                rejected_field: str(result.rejected),
+                "errorMessage": result.error_message,
+            }
+        return json.dumps(doc).encode()
+    if signal == "traces":
         from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-        self.server.ingestor.metrics.requests.labels("http", "200").inc()
-        if as_json:
-            doc: dict[str, Any] = {}
-            if result.rejected:
-                doc["partialSuccess"] = {
-                    "rejectedSpans": str(result.rejected),
-                    "errorMessage": result.error_message,
-                }
-            return self._send(200, json.dumps(doc).encode(), JSON)
-        resp = ExportTraceServiceResponse()
+        resp: Any = ExportTraceServiceResponse()
         if result.rejected:
             resp.partial_success.rejected_spans = result.rejected
-            resp.partial_success.error_message = result.error_message
-        self._send(200, resp.SerializeToString(), PROTOBUF)
+    else:
+        from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceResponse
+
+        resp = ExportLogsServiceResponse()
+        if result.rejected:
+            resp.partial_success.rejected_log_records = result.rejected
+    if result.rejected:
+        resp.partial_success.error_message = result.error_message
+    return resp.SerializeToString()
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 128
+def build_app(
+    ingestor: Ingestor, *, max_request_bytes: int, readiness: Callable[[], tuple[bool, str]], workers: int
+) -> Any:
+    from anyio import CapacityLimiter, to_thread
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Route
 
-    def __init__(self, addr: tuple[str, int], ingestor: Ingestor, max_request_bytes: int,
-                 readiness: Callable[[], tuple[bool, str]]):  # fmt: skip
-        super().__init__(addr, _Handler)
-        self.ingestor = ingestor
-        self.max_request_bytes = max_request_bytes
-        self.readiness = readiness
+    limiter = CapacityLimiter(workers)
+    metrics = ingestor.metrics
+
+    def status(code: int, message: str, as_json: bool, headers: dict[str, str] | None = None) -> Response:
+        metrics.requests.labels("http", str(code)).inc()
+        return Response(
+            status_body(code, message, as_json),
+            code,
+            headers=headers,
+            media_type=JSON if as_json else PROTOBUF,
+        )
+
+    async def get(request: Request, path: str) -> Response:
+        if path == "/healthz":
+            return Response(b'{"status":"ok"}', media_type=JSON)
+        if path == "/readyz":
+            ready, why = readiness()
+            return Response(
+                json.dumps({"ready": ready, "reason": why}).encode(), 200 if ready else 503, media_type=JSON
+            )
+        if path == "/metrics":
+            from prometheus_client import CONTENT_TYPE_LATEST
+
+            return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        if path in _SIGNAL_PATHS or path == "/v1/rewards":
+            return status(405, f"{path} takes POST", True, {"Allow": "POST"})
+        return status(404, f"not found: {path}; {_HELP}", True)
+
+    async def rewards(request: Request) -> Response:
+        try:
+            ingestor.check_auth(request.headers.get("authorization"))
+            raw = await read_body(request, max_request_bytes)
+            body = decompress(raw, request.headers.get("content-encoding"), max_request_bytes)
+            result = await to_thread.run_sync(ingestor.rewards, body, limiter=limiter)
+        except Unauthenticated as exc:
+            return status(401, str(exc), True, {"WWW-Authenticate": "Bearer"})
+        except BodyError as exc:
+            return status(exc.status, str(exc), True)
+        except BadRequest as exc:
+            return status(400, str(exc), True)
+        except Unavailable as exc:
+            return status(503, str(exc), True, {"Retry-After": str(exc.retry_after_s)})
+        metrics.requests.labels("http", "200").inc()
+        return Response(json.dumps({"accepted": result.accepted}).encode(), media_type=JSON)
+
+    async def export(request: Request, signal: str) -> Response:
+        ctype = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+        as_json = ctype == JSON
+        try:
+            ingestor.check_auth(request.headers.get("authorization"))
+            if ctype not in _PROTOBUF_TYPES and not as_json:
+                return status(415, f"unsupported Content-Type {ctype!r}: use {PROTOBUF} or {JSON}", as_json)
+            ticket = ingestor.ticket()
+            try:
+
+                def reserve(n: int) -> None:
+                    ingestor.admit(ticket, ticket.nbytes + n, transport="http", signal=signal)
+
+                raw = await read_body(request, max_request_bytes, reserve)
+
+                def work() -> Result:
+                    body = decompress(raw, request.headers.get("content-encoding"), max_request_bytes)
+                    return ingestor.export(signal, body, transport="http", json_body=as_json, ticket=ticket)
+
+                result = await to_thread.run_sync(work, limiter=limiter)
+            finally:
+                ticket.release()
+        except Unauthenticated as exc:
+            return status(401, str(exc), as_json, {"WWW-Authenticate": "Bearer"})
+        except BodyError as exc:
+            return status(exc.status, str(exc), as_json)
+        except TooLarge as exc:
+            return status(413, str(exc), as_json)
+        except BadRequest as exc:
+            return status(400, str(exc), as_json)
+        except Unavailable as exc:
+            return status(503, str(exc), as_json, {"Retry-After": str(exc.retry_after_s)})
+        except Exception as exc:
+            _log.exception("OTLP/HTTP request failed")
+            return status(500, f"collector error: {exc}", as_json)
+        metrics.requests.labels("http", "200").inc()
+        return Response(export_response(signal, result, as_json), media_type=JSON if as_json else PROTOBUF)
+
+    async def route(request: Request) -> Response:
+        path = request.url.path
+        if request.method in ("GET", "HEAD"):
+            return await get(request, path)
+        if request.method != "POST":
+            return status(405, f"method {request.method} not allowed; {_HELP}", True, {"Allow": "GET, POST"})
+        if path == "/v1/rewards":
+            return await rewards(request)
+        signal = _SIGNAL_PATHS.get(path)
+        if signal is None:
+            return status(404, f"no endpoint {path}; {_HELP}", True)
+        return await export(request, signal)
+
+    methods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+    return Starlette(routes=[Route("/{path:path}", route, methods=methods)])
 
 
 class HttpReceiver:
     def __init__(self, ingestor: Ingestor, endpoint: str, *, max_request_bytes: int,
                  readiness: Callable[[], tuple[bool, str]], tls_cert: str | None = None,
-                 tls_key: str | None = None):  # fmt: skip
+                 tls_key: str | None = None, workers: int = 8):  # fmt: skip
         host, _, port = endpoint.rpartition(":")
-        self.server = _Server((host.strip("[]"), int(port)), ingestor, max_request_bytes, readiness)
-        if tls_cert:
-            ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            ctx.load_cert_chain(tls_cert, tls_key)
-            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
-        self.port = self.server.server_address[1]
-        self._thread: threading.Thread | None = None
+        app = build_app(ingestor, max_request_bytes=max_request_bytes, readiness=readiness, workers=workers)
+        self._server = ServerThread(
+            app, host, int(port), name="lightspan-otlp-http", tls_cert=tls_cert, tls_key=tls_key
+        )
+        self.port = self._server.port
 
     def start(self) -> None:
-        self._thread = threading.Thread(
-            target=self.server.serve_forever,
-            name="lightspan-otlp-http",
-            kwargs={"poll_interval": 0.2},
-            daemon=True,
-        )
-        self._thread.start()
+        self._server.start()
 
     def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        if self._thread is not None:
-            self._thread.join(5)
+        self._server.stop()

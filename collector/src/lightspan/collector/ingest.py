@@ -1,6 +1,11 @@
-"""What every receiver does with a request: authorize, decode, process, reserve, spool, enqueue.
+"""What every receiver does with a request: authorize, admit, decode and check, spool, acknowledge.
 
-Transport-neutral: receivers translate :class:`IngestError` subclasses into gRPC codes or HTTP statuses.
+The order bounds memory (docs/collector.md, "Memory"): a request is admitted by its size *before* it
+is decoded, holding :data:`DECODE_FACTOR` times its bytes of the queue's budget while it is decoded,
+then only its protobuf bytes once it is queued. Decoding here checks the request (a malformed one is
+refused) and counts what is storable; flattening, convention mapping and redaction happen in the writer,
+off the request path. Transport-neutral: receivers translate :class:`IngestError` subclasses into gRPC
+codes or HTTP statuses.
 """
 
 from __future__ import annotations
@@ -8,16 +13,21 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+from .config import DECODE_FACTOR, WRITER_FACTOR
 from .metrics import Metrics
-from .otlp import MalformedRequest, decode_json, decode_protobuf, flatten
-from .redact import Redactor
+from .otlp import Checked, MalformedRequest, check_spans, decode_json, decode_protobuf
+from .otlp_logs import check_logs, decode_logs, decode_logs_json
 from .rewards import InvalidReward, parse_rewards, to_columns
-from .spool import KIND_REWARDS, KIND_TRACES, Spool
-from .writer import Pipeline, QueueFull
+from .spool import KIND_LOGS, KIND_REWARDS, KIND_TRACES, Spool
+from .writer import LOGS, SPANS, Pipeline, QueueFull, RequestTooLarge, Ticket
 
 _log = logging.getLogger(__name__)
+
+__all__ = ["DECODE_FACTOR", "WRITER_FACTOR", "Ingestor", "Result"]
 
 
 class IngestError(Exception):
@@ -30,6 +40,10 @@ class Unauthenticated(IngestError):
 
 class BadRequest(IngestError):
     pass
+
+
+class TooLarge(IngestError):
+    """413 / RESOURCE_EXHAUSTED (not retryable): the request can never fit; send smaller batches."""
 
 
 class Unavailable(IngestError):
@@ -45,20 +59,35 @@ class Result:
     error_message: str = ""
 
 
+@dataclass(frozen=True)
+class _Signal:
+    kind: str  # writer kind
+    record: int  # spool record kind
+    decode: Callable[[bytes], Any]
+    decode_json: Callable[[bytes], Any]
+    check: Callable[[Any], Checked]
+
+
+SIGNALS = {
+    "traces": _Signal(SPANS, KIND_TRACES, decode_protobuf, decode_json, check_spans),
+    "logs": _Signal(LOGS, KIND_LOGS, decode_logs, decode_logs_json, check_logs),
+}
+
+
 class Ingestor:
     def __init__(
         self,
         pipeline: Pipeline,
         spool: Spool,
         metrics: Metrics,
-        redactor: Redactor,
-        auth_token: str | None,
+        redactor: Any = None,
+        auth_token: str | None = None,
         retry_after_s: int = 1,
     ):
         self.pipeline = pipeline
         self.spool = spool
         self.metrics = metrics
-        self.redactor = redactor
+        self.redactor = redactor  # applied by the writer (pipeline.redactor); kept for callers
         self.auth_token = auth_token
         self.retry_after_s = retry_after_s
         self.accepting = True
@@ -72,40 +101,93 @@ class Ingestor:
         if not hmac.compare_digest(header[7:].strip().encode(), self.auth_token.encode()):
             raise Unauthenticated("wrong bearer token")
 
-    def _admit(self, rows: int, transport: str) -> None:
+    # ------------------------------------------------------------------ admission
+    def ticket(self) -> Ticket:
         if not self.accepting:
             raise Unavailable("the collector is shutting down", self.retry_after_s)
-        try:
-            self.pipeline.reserve(rows)
-        except QueueFull as exc:
-            self.metrics.rejected.labels(transport, "backpressure").inc(rows)
-            raise Unavailable(f"pipeline full, retry later: {exc}", self.retry_after_s) from None
+        return self.pipeline.ticket()
 
-    def traces(self, body: bytes, *, transport: str, json_body: bool = False) -> Result:
-        """Process one export; on return its accepted spans are durable (spooled)."""
+    def admit(self, ticket: Ticket, nbytes: int, *, transport: str, signal: str = "traces") -> None:
+        """Make ``ticket`` hold ``nbytes`` of the budget, or refuse the request (nothing held then)."""
         try:
-            req = decode_json(body) if json_body else decode_protobuf(body)
-        except MalformedRequest as exc:
-            self.metrics.rejected.labels(transport, "malformed").inc()
-            raise BadRequest(str(exc)) from None
-        flat = flatten(req, self.redactor)
-        received = flat.rows + flat.rejected
-        self.metrics.received.labels(transport).inc(received)
-        if flat.rejected:
-            self.metrics.rejected.labels(transport, "invalid_span").inc(flat.rejected)
-        if flat.rows == 0:
-            return Result(0, flat.rejected, flat.error_message())
-        self._admit(flat.rows, transport)
+            ticket.hold_bytes(nbytes)
+        except QueueFull as exc:
+            ticket.release()
+            self._counter(signal, "rejected").labels(transport, "backpressure").inc()
+            raise Unavailable(f"pipeline full, retry later: {exc}", self.retry_after_s) from None
+        except RequestTooLarge as exc:
+            ticket.release()
+            self._counter(signal, "rejected").labels(transport, "too_large").inc()
+            raise TooLarge(str(exc)) from None
+
+    def _counter(self, signal: str, what: str) -> Any:
+        m = self.metrics
+        if signal == "logs":
+            return {"received": m.logs_received, "accepted": m.logs_accepted, "rejected": m.logs_rejected}[
+                what
+            ]
+        return {"received": m.received, "accepted": m.accepted, "rejected": m.rejected}[what]
+
+    # ------------------------------------------------------------------ exports
+    def traces(
+        self, body: bytes, *, transport: str, json_body: bool = False, ticket: Ticket | None = None
+    ) -> Result:
+        return self.export("traces", body, transport=transport, json_body=json_body, ticket=ticket)
+
+    def logs(
+        self, body: bytes, *, transport: str, json_body: bool = False, ticket: Ticket | None = None
+    ) -> Result:
+        return self.export("logs", body, transport=transport, json_body=json_body, ticket=ticket)
+
+    def export(
+        self,
+        signal: str,
+        body: bytes,
+        *,
+        transport: str,
+        json_body: bool = False,
+        ticket: Ticket | None = None,
+    ) -> Result:
+        """Process one export; on return its accepted items are durable (spooled) and queued.
+
+        ``ticket`` is what the receiver already holds for this request (the HTTP receiver reserves the
+        body's bytes as they arrive); it is grown to the decode budget before decoding.
+        """
+        sig = SIGNALS[signal]
+        ticket = ticket or self.ticket()
         try:
+            self.admit(ticket, len(body) * DECODE_FACTOR, transport=transport, signal=signal)
+            try:
+                req = (sig.decode_json if json_body else sig.decode)(body)
+            except MalformedRequest as exc:
+                self._counter(signal, "rejected").labels(transport, "malformed").inc()
+                raise BadRequest(str(exc)) from None
+            checked = sig.check(req)
+            self._counter(signal, "received").labels(transport).inc(checked.accepted + checked.rejected)
+            if checked.rejected:
+                self._counter(signal, "rejected").labels(transport, "invalid").inc(checked.rejected)
+            if checked.accepted == 0:
+                return Result(0, checked.rejected, checked.error_message())
             payload = req.SerializeToString() if json_body else body
-            segment = self.spool.append(KIND_TRACES, payload)
-        except Exception:
-            self.pipeline.release(flat.rows)
-            raise
-        self.metrics.spooled_bytes.inc(len(payload))
-        self.pipeline.put_spans(flat, segment)
-        self.metrics.accepted.labels(transport).inc(flat.rows)
-        return Result(flat.rows, flat.rejected, flat.error_message())
+            del req
+            if not self.accepting:
+                raise Unavailable("the collector is shutting down", self.retry_after_s)
+            try:
+                ticket.grow(rows=checked.accepted)
+            except QueueFull as exc:
+                self._counter(signal, "rejected").labels(transport, "backpressure").inc(checked.accepted)
+                raise Unavailable(f"pipeline full, retry later: {exc}", self.retry_after_s) from None
+            except RequestTooLarge as exc:
+                self._counter(signal, "rejected").labels(transport, "too_large").inc(checked.accepted)
+                raise TooLarge(str(exc)) from None
+            ticket.hold_bytes(len(payload))  # only shrinks: the decode budget was larger
+            segment = self.spool.append(sig.record, payload)
+            self.metrics.spooled_bytes.inc(len(payload))
+            self.pipeline.put(sig.kind, payload, ticket, segment)
+            self._counter(signal, "accepted").labels(transport).inc(checked.accepted)
+            return Result(checked.accepted, checked.rejected, checked.error_message())
+        finally:
+            ticket.release()  # a no-op once the queue owns the budget
 
     def rewards(self, body: bytes) -> Result:
         try:
@@ -122,17 +204,21 @@ class Ingestor:
     def replay(self) -> int:
         """Re-queue what an earlier run spooled but may not have written; return the records replayed."""
         n = 0
+        kinds = {s.record: s for s in SIGNALS.values()}
         for segment, kind, payload in self.spool.replay():
             n += 1
-            if kind == KIND_TRACES:
+            sig = kinds.get(kind)
+            if sig is not None:
                 try:
-                    flat = flatten(decode_protobuf(payload), self.redactor)
+                    rows = sig.check(sig.decode(payload)).accepted
                 except MalformedRequest as exc:  # pragma: no cover - only intact records are spooled
                     _log.error("spool record in segment %d cannot be decoded, skipped: %s", segment, exc)
                     self.spool.commit({segment: 1})
                     continue
-                self.pipeline.reserve(flat.rows, block=True)
-                self.pipeline.put_spans(flat, segment)
+                self.pipeline.reserve(rows, len(payload), block=True)
+                ticket = self.pipeline.ticket()
+                ticket.rows, ticket.nbytes = rows, len(payload)
+                self.pipeline.put(sig.kind, payload, ticket, segment)
             elif kind == KIND_REWARDS:
                 rows = json.loads(payload)
                 self.pipeline.put_rewards(to_columns(rows), len(rows), segment)

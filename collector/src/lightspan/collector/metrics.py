@@ -21,6 +21,24 @@ class Metrics:
         self.rejected = Counter(
             "lightspan_spans_rejected", "Spans refused, by reason.", ["transport", "reason"], registry=r
         )
+        self.logs_received = Counter(
+            "lightspan_logs_received", "Log records received.", ["transport"], registry=r
+        )
+        self.logs_accepted = Counter(
+            "lightspan_logs_accepted", "Log records acknowledged (spooled).", ["transport"], registry=r
+        )
+        self.logs_rejected = Counter(
+            "lightspan_logs_rejected", "Log records refused, by reason.", ["transport", "reason"], registry=r
+        )
+        self.logs_written = Counter(
+            "lightspan_logs_written", "Log records committed to ClickHouse.", registry=r
+        )
+        self.spans_without_rollout = Counter(
+            "lightspan_spans_without_rollout",
+            "Spans written with no rollout id of their own (no explicit, session or conversation id;"
+            " their trace id stands in).",
+            registry=r,
+        )
         self.spooled_bytes = Counter("lightspan_spool_bytes", "Bytes appended to the spool.", registry=r)
         self.written = Counter("lightspan_spans_written", "Spans committed to ClickHouse.", registry=r)
         self.rewards_written = Counter(
@@ -37,6 +55,11 @@ class Metrics:
         )
         self.queue_depth = Gauge(
             "lightspan_queue_spans", "Spans waiting in memory for ClickHouse.", registry=r
+        )
+        self.queue_bytes = Gauge(
+            "lightspan_queue_bytes",
+            "Bytes of the queue's budget held: queued requests, and requests being read or decoded.",
+            registry=r,
         )
         self.requests = Counter(
             "lightspan_requests",

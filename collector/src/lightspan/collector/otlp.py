@@ -22,7 +22,7 @@ from typing import Any
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lightspan.schemas import ddl
-from lightspan.schemas.conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions
+from lightspan.schemas.conventions import AGL_REWARD_SPANS, TRIGGERS, map_conventions, rollout_source
 
 from .redact import Redactor
 
@@ -51,45 +51,60 @@ def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
     return req
 
 
-def _hex_to_b64(value: Any, what: str) -> Any:
-    if not isinstance(value, str) or not value:
-        return value
-    try:
-        return base64.b64encode(bytes.fromhex(value)).decode()
-    except ValueError:
-        raise MalformedRequest(f"{what} must be a hex string, got {value[:40]!r}") from None
-
-
 def decode_json(body: bytes) -> ExportTraceServiceRequest:
-    """OTLP/JSON: like proto3 JSON, except trace and span ids are hex, not base64."""
-    from google.protobuf import json_format
+    """OTLP/JSON, checked strictly against the message's shapes (:mod:`.otlp_json`)."""
+    from .otlp_json import parse
 
-    try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MalformedRequest(f"body is not valid JSON: {exc}") from None
-    if not isinstance(doc, dict):
-        raise MalformedRequest("OTLP/JSON body must be an object with 'resourceSpans'")
-    try:
-        for rs in doc.get("resourceSpans") or doc.get("resource_spans") or []:
-            for ss in rs.get("scopeSpans") or rs.get("scope_spans") or []:
-                for span in ss.get("spans") or []:
-                    for key in ("traceId", "spanId", "parentSpanId", "trace_id", "span_id", "parent_span_id"):
-                        if key in span:
-                            span[key] = _hex_to_b64(span[key], key)
-                    for link in span.get("links") or []:
-                        for key in ("traceId", "spanId", "trace_id", "span_id"):
-                            if key in link:
-                                link[key] = _hex_to_b64(link[key], f"link {key}")
-        req = ExportTraceServiceRequest()
-        json_format.ParseDict(doc, req, ignore_unknown_fields=True)
-    except MalformedRequest:
-        raise
-    except (AttributeError, TypeError) as exc:
-        raise MalformedRequest(f"OTLP/JSON body has the wrong shape: {exc}") from None
-    except json_format.ParseError as exc:
-        raise MalformedRequest(f"OTLP/JSON body does not match ExportTraceServiceRequest: {exc}") from None
-    return req
+    return parse(body, ExportTraceServiceRequest())
+
+
+class Checked:
+    """What a request holds, counted at the door: storable items, rejected ones and why."""
+
+    __slots__ = ("accepted", "rejected", "errors")
+
+    def __init__(self) -> None:
+        self.accepted = 0
+        self.rejected = 0
+        self.errors: list[str] = []
+
+    def error_message(self) -> str:
+        if not self.errors:
+            return ""
+        more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
+        return "; ".join(self.errors[:3]) + more
+
+
+def _span_problem(span: Any) -> str | None:
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE_ID:
+        return (
+            f"span {span.name!r}: trace_id must be 16 bytes (not all zero) and span_id 8 bytes "
+            f"(got {len(trace_id)} and {len(span_id)})"
+        )
+    events = span.events
+    if span.start_time_unix_nano > _MAX_TIMESTAMP or (
+        events and max(e.time_unix_nano for e in events) > _MAX_TIMESTAMP
+    ):
+        return f"span {span.name!r}: timestamps must be before 2262-04-11 (int64 nanoseconds)"
+    return None
+
+
+def check_spans(req: ExportTraceServiceRequest) -> Checked:
+    """Count the storable spans of ``req`` (cheap: ids and timestamps only); :func:`flatten` skips the
+    others the same way, so what is acknowledged is what is stored."""
+    out = Checked()
+    for rs in req.resource_spans:
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                problem = _span_problem(span)
+                if problem is None:
+                    out.accepted += 1
+                else:
+                    out.rejected += 1
+                    if len(out.errors) < 10:
+                        out.errors.append(problem)
+    return out
 
 
 def float_str(f: float) -> str:
@@ -159,18 +174,21 @@ def attrs_to_dict(kvs: Any) -> dict[str, str]:
 class Flattened:
     """Columns for one insert: ``columns[name]`` lists, ``rows`` spans, plus what was rejected and why."""
 
-    __slots__ = ("columns", "rows", "rejected", "errors")
+    __slots__ = ("columns", "rows", "rejected", "errors", "no_rollout")
 
-    def __init__(self) -> None:
-        self.columns: dict[str, list] = {c: [] for c in COLUMNS}
+    def __init__(self, columns: list[str] | None = None) -> None:
+        self.columns: dict[str, list] = {c: [] for c in (columns or COLUMNS)}
         self.rows = 0
         self.rejected = 0
         self.errors: list[str] = []
+        self.no_rollout = 0  # spans with no rollout id of their own (their trace stands in)
 
     def extend(self, other: Flattened) -> None:
         for name, col in self.columns.items():
             col.extend(other.columns[name])
         self.rows += other.rows
+        self.rejected += other.rejected
+        self.no_rollout += other.no_rollout
 
     def error_message(self) -> str:
         if not self.errors:
@@ -179,8 +197,24 @@ class Flattened:
         return "; ".join(self.errors[:3]) + more
 
 
-def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) -> Flattened:
-    """Rows of the spans table for every storable span in ``req``; the others are counted as rejected."""
+def window(items: Any, pos: int, skip: int, limit: int | None) -> Any:
+    """The part of a repeated field (whose first element is item ``pos`` of the request) that falls in
+    ``[skip, skip + limit)``: the writer flattens a large request in slices of ``batch_max_spans``."""
+    if limit is None and not skip:
+        return items
+    n = len(items)
+    lo = max(0, skip - pos)
+    hi = n if limit is None else min(n, skip + limit - pos)
+    if lo == 0 and hi == n:
+        return items
+    return items[lo:hi] if hi > lo else ()
+
+
+def flatten(
+    req: ExportTraceServiceRequest, redactor: Redactor | None = None, skip: int = 0, take: int | None = None
+) -> Flattened:
+    """Rows of the spans table for every storable span in ``req`` (or in spans ``[skip, skip + take)``);
+    the others are counted as rejected."""
     out = Flattened()
     c = out.columns
     ts, tid, sid, psid, tstate = c["Timestamp"], c["TraceId"], c["SpanId"], c["ParentSpanId"], c["TraceState"]
@@ -198,8 +232,12 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
     limit = redactor.limit if redactor is not None and redactor.max_attribute_bytes else None
     errors = out.errors
     check_conventions = TRIGGERS.isdisjoint
+    no_rollout = rollout_source
     empty: list = []  # shared by spans without events/links; never mutated
+    pos = 0
     for rs in req.resource_spans:
+        if take is not None and pos >= skip + take:
+            break
         res = attrs_to_dict(rs.resource.attributes)
         if redact:
             redact(res)
@@ -209,27 +247,23 @@ def flatten(req: ExportTraceServiceRequest, redactor: Redactor | None = None) ->
         for ss in rs.scope_spans:
             scope = ss.scope
             scope_name, scope_version = scope.name, scope.version
-            for span in ss.spans:
-                trace_id, span_id = span.trace_id, span.span_id
-                if len(trace_id) != 16 or len(span_id) != 8 or trace_id == _ZERO_TRACE_ID:
+            spans = window(ss.spans, pos, skip, take)
+            pos += len(ss.spans)
+            for span in spans:
+                problem = _span_problem(span)
+                if problem is not None:
                     out.rejected += 1
-                    errors.append(
-                        f"span {span.name!r}: trace_id must be 16 bytes and span_id 8 bytes "
-                        f"(got {len(trace_id)} and {len(span_id)})"
-                    )
+                    errors.append(problem)
                     continue
+                trace_id, span_id = span.trace_id, span.span_id
                 start, end = span.start_time_unix_nano, span.end_time_unix_nano
                 name = span.name
                 events = span.events
-                if start > _MAX_TIMESTAMP or (
-                    events and max(e.time_unix_nano for e in events) > _MAX_TIMESTAMP
-                ):
-                    out.rejected += 1
-                    errors.append(f"span {name!r}: timestamps must be before 2262-04-11 (int64 nanoseconds)")
-                    continue
                 a = attrs_to_dict(span.attributes)
                 if not check_conventions(a) or name in AGL_REWARD_SPANS:
                     map_conventions(a, name)
+                if no_rollout(a) == "trace":
+                    out.no_rollout += 1
                 if redact:
                     redact(a)
                 if limit:

@@ -1,8 +1,13 @@
 """Rewards posted after a rollout ended (``POST /v1/rewards``): validation and rows of the rewards table.
 
-Body: one object or a list of objects ``{"rollout_id", "value", "name"?, "step"?, "task_id"?,
-"attempt"?, "span_id"?, "reward_id"?, "timestamp"?, "attributes"?}``. Without ``reward_id`` the id is a
-hash of the reward's content, so a client that retries the same post stores it once.
+Body: one object or a list of objects ``{"rollout_id" | "session_id" | "trace_id", "value", "name"?,
+"step"?, "task_id"?, "attempt"?, "span_id"?, "reward_id"?, "timestamp"?, "attributes"?}``. Without
+``reward_id`` the id is a hash of the reward's content, so a client that retries the same post stores it once.
+
+A reward names its rollout by whichever id the sender has: the rollout id, a session or conversation id
+(``session.id``, ``gen_ai.conversation.id``, ...), or a trace id (32 hex digits). The id is stored in
+``RolloutId`` with its kind in ``Attributes['lightspan.reward.target']``; the converters resolve it when
+they convert, so a reward may arrive before the spans it names.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from typing import Any
 
 from lightspan.schemas import attributes as A
 
+#: The fields that can name a reward's rollout, and the kind each records.
+ID_FIELDS = {"rollout_id": "rollout", "session_id": "session", "trace_id": "trace"}
+#: Attribute recording which kind of id the reward was posted with.
+TARGET_ATTRIBUTE = A.REWARD_TARGET
+
 _ALLOWED = {
     "rollout_id",
+    "session_id",
+    "trace_id",
     "value",
     "name",
     "step",
@@ -68,9 +80,23 @@ def parse_rewards(body: bytes) -> list[dict[str, Any]]:
         unknown = sorted(set(d) - _ALLOWED)
         if unknown:
             raise InvalidReward(f"reward[{i}] has unknown fields {unknown}; allowed: {sorted(_ALLOWED)}")
-        rollout_id = _str(d, "rollout_id", i)
-        if not rollout_id:
-            raise InvalidReward(f"reward[{i}].rollout_id is required (a non-empty string)")
+        given = [f for f in ID_FIELDS if _str(d, f, i)]
+        if not given:
+            raise InvalidReward(
+                f"reward[{i}].rollout_id is required (a non-empty string), or session_id or trace_id instead"
+            )
+        if len(given) > 1:
+            raise InvalidReward(
+                f"reward[{i}] names its rollout twice ({given}): send one of {list(ID_FIELDS)}"
+            )
+        kind = ID_FIELDS[given[0]]
+        rollout_id = _str(d, given[0], i)
+        if kind == "trace":
+            rollout_id = rollout_id.lower()
+            if len(rollout_id) != 32 or any(c not in "0123456789abcdef" for c in rollout_id):
+                raise InvalidReward(
+                    f"reward[{i}].trace_id must be 32 hex digits (an OTel trace id), got {rollout_id!r}"
+                )
         value = d.get("value")
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
             raise InvalidReward(f"reward[{i}].value must be a finite number, got {value!r}")
@@ -90,7 +116,10 @@ def parse_rewards(body: bytes) -> list[dict[str, Any]]:
             "TargetSpanId": _str(d, "span_id", i),
             "Source": "api",
             "Timestamp": int(ts * 1e9) if ts is not None else now,
-            "Attributes": {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in attrs.items()},
+            "Attributes": {
+                **{str(k): v if isinstance(v, str) else json.dumps(v) for k, v in attrs.items()},
+                TARGET_ATTRIBUTE: kind,
+            },
         }
         reward_id = _str(d, "reward_id", i)
         if not reward_id:

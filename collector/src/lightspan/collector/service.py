@@ -66,10 +66,19 @@ class Collector:
         cfg = self.config
         from lightspan.storage import apply_schema, connect, parse_dsn
 
+        from ._malloc import limit_arenas
+
+        limit_arenas()  # before the receiver threads exist (see _malloc)
+
         dsn = parse_dsn(cfg.resolved_dsn)
         self.embedded = dsn.embedded
         if self._sink_override is None:
-            self.client = connect(dsn)
+            # A frozen server must not hold an insert for clickhouse-connect's default 300 s; chDB
+            # (in process) takes no timeout.
+            timeouts: dict[str, Any] = (
+                {} if dsn.embedded else {"send_receive_timeout": cfg.resolved_insert_timeout_s}
+            )
+            self.client = connect(dsn, **timeouts)
             if cfg.schema_apply:
                 with self.lock:
                     apply_schema(self.client, database=dsn.database)
@@ -79,18 +88,21 @@ class Collector:
         self.spool = Spool(
             cfg.resolved_spool_dir, fsync=cfg.spool_fsync, segment_bytes=cfg.spool_segment_bytes
         )
+        redactor = Redactor(
+            drop=cfg.redact_drop, hash=cfg.redact_hash, max_attribute_bytes=cfg.max_attribute_bytes
+        )
         self.pipeline = Pipeline(
             sink,
             self.spool,
             self.metrics,
+            redactor,
             batch_max_spans=cfg.batch_max_spans,
+            batch_max_bytes=cfg.batch_max_bytes,
             batch_timeout_s=cfg.batch_timeout_s,
             queue_max_spans=cfg.queue_max_spans,
+            queue_max_bytes=cfg.queue_max_bytes,
             retry_initial_s=cfg.retry_initial_s,
             retry_max_s=cfg.retry_max_s,
-        )
-        redactor = Redactor(
-            drop=cfg.redact_drop, hash=cfg.redact_hash, max_attribute_bytes=cfg.max_attribute_bytes
         )
         self.ingestor = Ingestor(
             self.pipeline, self.spool, self.metrics, redactor, cfg.auth_token, cfg.retry_after_s
@@ -131,6 +143,7 @@ class Collector:
             self._http = HttpReceiver(
                 self.ingestor, cfg.http_endpoint, max_request_bytes=cfg.max_request_bytes,
                 readiness=self.readiness, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
+                workers=cfg.http_workers,
             )  # fmt: skip
             self._http.start()
         host = lambda ep: ep.rpartition(":")[0]  # noqa: E731
@@ -146,10 +159,18 @@ class Collector:
         )
 
     def readiness(self) -> tuple[bool, str]:
+        """Ready: running, the last insert succeeded, and the writer made progress within
+        ``ready_stall_s`` whenever work was waiting (a frozen store fails this within seconds)."""
         if not self._started or self.ingestor is None or not self.ingestor.accepting:
             return False, "not running"
-        if self.pipeline is not None and not self.pipeline.healthy:
-            return False, f"ClickHouse writes failing: {self.pipeline.last_error}"
+        p = self.pipeline
+        if p is not None and not p.healthy:
+            return False, f"ClickHouse writes failing: {p.last_error}"
+        if p is not None and p.stalled(self.config.ready_stall_s):
+            return False, (
+                f"no batch written for more than {self.config.ready_stall_s:g} s while "
+                f"{p.queued_spans} spans/records wait (ClickHouse slow or frozen)"
+            )
         return True, "ok"
 
     def stop(self, timeout: float = 30.0) -> bool:

@@ -21,6 +21,7 @@ _log = logging.getLogger(__name__)
 
 KIND_TRACES = 1
 KIND_REWARDS = 2
+KIND_LOGS = 3
 _HEADER = struct.Struct("<IIB")
 _PREFIX = "seg-"
 _SUFFIX = ".wal"
