@@ -7,7 +7,10 @@ that drops everything, all inside a rollout):
 - ``bare-static``   a bare OTel span with the same attributes, values precomputed (pure SDK cost).
 - ``bare-inline``   a bare OTel span with the same attributes built from the call inline, as
                     hand-written instrumentation must (messages to JSON, response fields read).
-- ``lightspan``     the same function wrapped by lightspan's openai chat wrapper.
+- ``bare-metrics``  ``bare-inline`` plus the two GenAI histograms recorded by hand (duration, input and
+                    output tokens) with the same attributes: like for like with lightspan, which records them.
+- ``lightspan``     the same function wrapped by lightspan's openai chat wrapper (span + GenAI metrics into
+                    an SDK MeterProvider).
 - ``tool-bare`` / ``tool-lightspan``: a bare span with tool attributes vs ``@tool``.
 - ``e2e-10ms``      a 10 ms call with and without lightspan's wrapper (added share of the call).
 
@@ -15,6 +18,7 @@ Goal: lightspan <= 1.5x bare-inline, and added cost < 1% of a 10 ms call.
 
     python benchmarks/bench_instrumentation.py            # full run
     python benchmarks/bench_instrumentation.py --quick    # small run
+    python benchmarks/bench_instrumentation.py --no-metrics   # spans only (no SDK MeterProvider)
 """
 
 from __future__ import annotations
@@ -27,13 +31,16 @@ from collections.abc import Callable
 
 import wrapt
 from openai.types.chat import ChatCompletion
-from opentelemetry import trace
+from opentelemetry import metrics, trace
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from lightspan.instrumentation import rollout, tool
-from lightspan.instrumentation._instrumentor import tracer_getter
+from lightspan.instrumentation._instrumentor import telemetry_for
 from lightspan.instrumentation._llm import make_wrapper
+from lightspan.instrumentation._metrics import GenAIMetrics
 from lightspan.instrumentation.openai.patch import CHAT
 from lightspan.instrumentation.processor import RolloutSpanProcessor
 from lightspan.schemas import attributes as A
@@ -84,11 +91,11 @@ def slow_create(*, model: str, messages: list, **kwargs) -> ChatCompletion:
 def build(tracer: trace.Tracer):
     instrumented = wrapt.FunctionWrapper(
         fake_create,
-        make_wrapper(CHAT, tracer_getter(None, "lightspan.instrumentation.openai"), is_async=False),
+        make_wrapper(CHAT, telemetry_for(None, None, "lightspan.instrumentation.openai"), is_async=False),
     )
     instrumented_slow = wrapt.FunctionWrapper(
         slow_create,
-        make_wrapper(CHAT, tracer_getter(None, "lightspan.instrumentation.openai"), is_async=False),
+        make_wrapper(CHAT, telemetry_for(None, None, "lightspan.instrumentation.openai"), is_async=False),
     )
     in_json = json.dumps(
         [{"role": m["role"], "parts": [{"type": "text", "content": m["content"]}]} for m in MESSAGES]
@@ -157,6 +164,23 @@ def build(tracer: trace.Tracer):
         )
         span.end()
 
+    hand = GenAIMetrics(metrics.get_meter("bench"))
+
+    def bare_metrics():
+        start = time.perf_counter()
+        bare_inline()
+        base = {
+            A.GEN_AI_OPERATION_NAME: "chat",
+            A.GEN_AI_PROVIDER_NAME: "openai",
+            A.GEN_AI_REQUEST_MODEL: "tiny",
+            A.GEN_AI_RESPONSE_MODEL: RESPONSE.model,
+        }
+        usage = RESPONSE.usage
+        assert usage is not None
+        hand.tokens.record(usage.prompt_tokens, {**base, A.GEN_AI_TOKEN_TYPE: "input"})
+        hand.tokens.record(usage.completion_tokens, {**base, A.GEN_AI_TOKEN_TYPE: "output"})
+        hand.duration.record(time.perf_counter() - start, base)
+
     def plain_add(a, b):
         return a + b
 
@@ -182,6 +206,7 @@ def build(tracer: trace.Tracer):
         "none": lambda: fake_create(model="tiny", messages=MESSAGES),
         "bare-static": bare_static,
         "bare-inline": bare_inline,
+        "bare-metrics": bare_metrics,
         "lightspan": lambda: instrumented(model="tiny", messages=MESSAGES),
         "tool-none": lambda: plain_add(2, 3),
         "tool-bare": tool_bare,
@@ -207,6 +232,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small run (seconds)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument(
+        "--no-metrics", action="store_true", help="no SDK MeterProvider: GenAI metrics go to the no-op meter"
+    )
     args = parser.parse_args()
     n, repeats, slow_n = (300, 5, 20) if args.quick else (3000, 9, 100)
 
@@ -214,6 +242,9 @@ def main() -> None:
     provider.add_span_processor(RolloutSpanProcessor())
     provider.add_span_processor(BatchSpanProcessor(DropExporter(), max_queue_size=65536))
     trace.set_tracer_provider(provider)
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    if not args.no_metrics:
+        metrics.set_meter_provider(meter_provider)
     variants, (slow_plain, slow_traced) = build(trace.get_tracer("bench"))
 
     results: dict[str, float] = {}
@@ -232,10 +263,12 @@ def main() -> None:
             slow["plain"].append(per_call_us(slow_plain, slow_n, 3))
             slow["traced"].append(per_call_us(slow_traced, slow_n, 3))
     provider.shutdown()
+    meter_provider.shutdown()
 
     added = {
         "bare-static": results["bare-static"] - results["none"],
         "bare-inline": results["bare-inline"] - results["none"],
+        "bare-metrics": results["bare-metrics"] - results["none"],
         "lightspan": results["lightspan"] - results["none"],
         "tool-bare": results["tool-bare"] - results["tool-none"],
         "tool-lightspan": results["tool-lightspan"] - results["tool-none"],
@@ -243,6 +276,7 @@ def main() -> None:
     slow_added = statistics.median(slow["traced"]) - statistics.median(slow["plain"])
     ratio_inline = added["lightspan"] / added["bare-inline"]
     ratio_static = added["lightspan"] / added["bare-static"]
+    ratio_metrics = added["lightspan"] / added["bare-metrics"]
     ratio_tool = added["tool-lightspan"] / added["tool-bare"]
     share = added["lightspan"] / 10_000 * 100
     summary = {
@@ -251,6 +285,7 @@ def main() -> None:
         "e2e_10ms_added_us": slow_added,
         "ratio_vs_bare_inline": ratio_inline,
         "ratio_vs_bare_static": ratio_static,
+        "ratio_vs_bare_metrics": ratio_metrics,
         "ratio_tool": ratio_tool,
         "share_of_10ms_call_pct": share,
         "e2e_share_pct": slow_added / 10_000 * 100,
@@ -265,6 +300,7 @@ def main() -> None:
     print(
         f"lightspan / bare-inline span: {ratio_inline:.2f}x   lightspan / bare-static span: {ratio_static:.2f}x"
     )
+    print(f"lightspan / bare span + hand-recorded GenAI metrics: {ratio_metrics:.2f}x")
     print(f"@tool / bare tool span: {ratio_tool:.2f}x")
     print(
         f"added per call = {share:.3f}% of a 10 ms call; measured on a 10 ms call: +{slow_added:.1f} us "

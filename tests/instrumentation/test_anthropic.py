@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import anthropic
 import pytest
@@ -13,7 +14,7 @@ from lightspan.instrumentation import rollout
 from lightspan.schemas import attributes as A
 from tests.support.llm_server import Reply, ToolCall
 
-MSGS = [{"role": "user", "content": "weather in paris please"}]
+MSGS: list[Any] = [{"role": "user", "content": "weather in paris please"}]
 TOOLS = [{"name": "weather", "description": "Get weather", "input_schema": {"type": "object"}}]
 TOOL_OUT = [
     {"type": "text", "content": "let me check"},
@@ -130,3 +131,74 @@ def test_api_error_marks_span_and_reraises(exporter, server, client):
     (span,) = _chat(exporter)
     assert span.status.status_code is trace.StatusCode.ERROR
     assert span.attributes[A.ERROR_TYPE] == "BadRequestError"
+
+
+def test_with_raw_response_sync_and_async_record_the_contract(exporter, server, client):
+    server.queue(_reply(), _reply(), _reply())
+    raw = client.messages.with_raw_response.create(model="claude-x", max_tokens=64, messages=MSGS)
+    assert raw.headers["content-type"] == "application/json"
+    aclient = anthropic.AsyncAnthropic(base_url=server.url, api_key="test", max_retries=0)
+
+    async def main():
+        araw = await aclient.messages.with_raw_response.create(model="claude-x", max_tokens=8, messages=MSGS)
+        sraw = await aclient.messages.with_raw_response.create(
+            model="claude-x", max_tokens=8, messages=MSGS, stream=True
+        )
+        events = [e async for e in await sraw.parse()]
+        return await araw.parse(), events
+
+    amsg, events = asyncio.run(main())
+    assert raw.parse().content[1].name == "weather" and amsg.content[1].model_dump()["input"] == {
+        "city": "paris"
+    }
+    assert events[-1].type == "message_stop"
+    spans = _chat(exporter)
+    assert len(spans) == 3
+    for span in spans:
+        _assert_tool_span(span)
+    assert spans[0].attributes[A.GEN_AI_RESPONSE_ID] == raw.parse().id
+
+
+def test_sdk_native_spans_are_off_by_default_under_lightspan(exporter, server, client):
+    import os
+
+    assert os.environ.get("ANTHROPIC_OPEN_TELEMETRY") == "false"  # the SDK's documented switch
+    server.queue(_reply(), _reply())
+    client.messages.create(model="claude-x", max_tokens=8, messages=MSGS)
+    with client.messages.stream(model="claude-x", max_tokens=8, messages=MSGS) as s:
+        s.until_done()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names == ["chat claude-x", "chat claude-x"]  # no `anthropic.messages.create` beside them
+
+
+def test_native_spans_of_an_opted_in_client_nest_under_lightspans(exporter, server):
+    """A client that turns the SDK's spans on itself: each is a child of lightspan's span of that call,
+    for create and for the stream helper (whose span is current while the SDK sends)."""
+    opted = anthropic.Anthropic(
+        base_url=server.url, api_key="test", max_retries=0, open_telemetry={"traces": True}
+    )
+    server.queue(_reply(), _reply())
+    opted.messages.create(model="claude-x", max_tokens=8, messages=MSGS)
+    with opted.messages.stream(model="claude-x", max_tokens=8, messages=MSGS) as s:
+        s.until_done()
+    spans = exporter.get_finished_spans()
+    ours = [s for s in spans if s.name == "chat claude-x"]
+    native = [s for s in spans if s.name == "anthropic.messages.create"]
+    assert len(ours) == len(native) == 2
+    for mine, theirs in zip(ours, native, strict=True):
+        assert theirs.parent is not None and theirs.parent.span_id == mine.context.span_id
+        _assert_tool_span(mine)
+
+
+def test_stream_helper_span_starts_on_enter_and_error_in_block_marks_it(exporter, server, client):
+    manager = client.messages.stream(model="claude-x", max_tokens=8, messages=MSGS)
+    del manager  # never entered: no request, no span
+    assert _chat(exporter) == []
+    server.queue(_reply())
+    with pytest.raises(KeyError):
+        with client.messages.stream(model="claude-x", max_tokens=8, messages=MSGS) as s:
+            s.until_done()
+            raise KeyError("caller bug")
+    (span,) = _chat(exporter)
+    assert span.status.status_code is trace.StatusCode.ERROR
+    assert span.attributes[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_use",)

@@ -60,3 +60,68 @@ def test_litellm_error_marks_span(exporter, server, instrumented):
         litellm.completion(messages=MSGS, **_kw(server))
     (span,) = _chat(exporter)
     assert span.status.status_code.name == "ERROR"
+
+
+def _one(exporter, op):
+    spans = [s for s in exporter.get_finished_spans() if s.attributes.get(A.GEN_AI_OPERATION_NAME)]
+    assert [s.attributes[A.GEN_AI_OPERATION_NAME] for s in spans] == [op] * len(spans)
+    assert {s.attributes[A.GEN_AI_PROVIDER_NAME] for s in spans} == {"litellm"}
+    return spans
+
+
+def test_text_completion_sync_async_and_streamed(exporter, server, instrumented):
+    server.queue("one two three", "four five", "six seven")
+    resp = litellm.text_completion(prompt="count with me", **_kw(server))
+
+    async def main():
+        await litellm.atext_completion(prompt="go on", **_kw(server))
+        stream = await litellm.atext_completion(
+            prompt="more", stream=True, stream_options={"include_usage": True}, **_kw(server)
+        )
+        return "".join([c.choices[0].text or "" async for c in stream if c.choices])
+
+    assert resp.choices[0].text == "one two three"
+    assert asyncio.run(main()) == "six seven"
+    assert [r.path for r in server.requests] == ["/v1/completions"] * 3  # one HTTP call each ...
+    spans = _one(exporter, A.OP_TEXT_COMPLETION)  # ... and one span each
+    assert [s.name for s in spans] == ["text_completion openai/tiny"] * 3
+    texts = [json.loads(s.attributes[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][0]["content"] for s in spans]
+    assert texts == ["one two three", "four five", "six seven"]
+    first = spans[0].attributes
+    assert json.loads(first[A.GEN_AI_INPUT_MESSAGES])[0]["parts"][0]["content"] == "count with me"
+    assert (first[A.GEN_AI_USAGE_INPUT_TOKENS], first[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (3, 3)
+    assert first[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",) and first[A.GEN_AI_RESPONSE_ID]
+    assert spans[2].attributes[A.LLM_STREAMING] is True
+
+
+def test_responses_sync_async_streamed_with_tool_calls(exporter, server, instrumented):
+    reply = Reply("calling", tool_calls=[ToolCall("lookup", {"q": "x"}, id="call_lr")])
+    server.queue(reply, reply, "streamed answer")
+    resp = litellm.responses(input="find x", **_kw(server))
+
+    async def main():
+        await litellm.aresponses(input="find x", **_kw(server))
+        stream = await litellm.aresponses(input="again", stream=True, **_kw(server))
+        return [e async for e in stream]
+
+    events = asyncio.run(main())
+    assert resp.output[1].call_id == "call_lr" and events
+    assert [r.path for r in server.requests] == ["/v1/responses"] * 3
+    spans = _one(exporter, A.OP_CHAT)
+    assert len(spans) == 3
+    for span in spans[:2]:
+        a = span.attributes
+        assert a[A.GEN_AI_RESPONSE_FINISH_REASONS] == ("tool_call",)
+        assert json.loads(a[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"][1] == {
+            "type": "tool_call",
+            "id": "call_lr",
+            "name": "lookup",
+            "arguments": {"q": "x"},
+        }
+        assert (a[A.GEN_AI_USAGE_INPUT_TOKENS], a[A.GEN_AI_USAGE_OUTPUT_TOKENS]) == (2, 1)
+    assert spans[0].attributes[A.GEN_AI_RESPONSE_ID] == resp.id
+    streamed = spans[2].attributes
+    assert streamed[A.LLM_STREAMING] is True and streamed[A.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert json.loads(streamed[A.GEN_AI_OUTPUT_MESSAGES])[0]["parts"] == [
+        {"type": "text", "content": "streamed answer"}
+    ]

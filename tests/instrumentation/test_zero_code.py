@@ -1,4 +1,5 @@
-"""Zero-code: the example agent under ``opentelemetry-instrument`` exports the contract over real OTLP/gRPC."""
+"""Zero-code: the example agent under ``opentelemetry-instrument`` exports the contract (spans and the
+GenAI metrics) over real OTLP/gRPC."""
 
 from __future__ import annotations
 
@@ -37,7 +38,8 @@ def test_example_agent_under_opentelemetry_instrument_exports_everything():
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "LIGHTSPAN_"))}
         env.update(
             {
-                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,  # the only telemetry setting
+                "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,  # the endpoint, and ...
+                "OTEL_METRICS_EXPORTER": "otlp",  # ... the GenAI metrics too (the distro defaults to none)
                 "OPENAI_BASE_URL": server.openai_url,
                 "OPENAI_API_KEY": "test",
             }
@@ -65,6 +67,22 @@ def test_example_agent_under_opentelemetry_instrument_exports_everything():
         result = json.loads(out.stdout.strip().splitlines()[-1])
         assert result["answer"] == "The answer is 20"
         spans = sink.wait_for(lambda s: any(x.name == "invoke_agent calculator" for x in s), timeout=30)
+        metrics = sink.wait_for_metrics(
+            lambda ms: (
+                {A.GEN_AI_CLIENT_OPERATION_DURATION, A.GEN_AI_CLIENT_TOKEN_USAGE} <= {m.name for m in ms}
+            ),
+            timeout=30,
+        )
+    duration = [p for m in metrics if m.name == A.GEN_AI_CLIENT_OPERATION_DURATION for p in m.points]
+    assert sum(p.count for p in duration) == 2  # the two chat calls
+    assert {p.attributes[A.GEN_AI_REQUEST_MODEL] for p in duration} == {"tiny"}
+    usage = {
+        p.attributes[A.GEN_AI_TOKEN_TYPE]: p
+        for m in metrics
+        if m.name == A.GEN_AI_CLIENT_TOKEN_USAGE
+        for p in m.points
+    }
+    assert usage["input"].count == usage["output"].count == 2
     by_name: dict[str, list] = {}
     for s in spans:
         by_name.setdefault(s.name, []).append(s)

@@ -12,8 +12,10 @@ Use it with the real ``openai`` / ``anthropic`` clients (or litellm, or raw HTTP
         anthropic.Anthropic(base_url=server.url, api_key="test", max_retries=0)
 
 Endpoints: ``POST /v1/chat/completions`` (JSON, or SSE when ``stream``; a final usage chunk when
-``stream_options.include_usage``), ``POST /v1/responses`` (JSON or SSE events ending in
-``response.completed``), ``POST /v1/messages`` (Anthropic JSON or SSE events, ``tool_use`` blocks).
+``stream_options.include_usage``), ``POST /v1/completions`` (legacy text completions, JSON or SSE;
+a prompt of token ids is echoed as ``prompt_token_ids``), ``POST /v1/responses`` (JSON or the full SSE
+event sequence: output items added, text and function-call argument deltas, done, ``response.completed``),
+``POST /v1/messages`` (Anthropic JSON or SSE events, ``tool_use`` blocks).
 
 Replies come from ``queue(...)`` (first in, first out), else from ``reply`` (a callable
 ``reply(request_json) -> Reply | str``), else ``Reply(text="ok")``. ``Reply(error=(status, msg))``
@@ -180,6 +182,8 @@ class _Handler(BaseHTTPRequestHandler):
         routes = {
             "/v1/chat/completions": self._chat,
             "/chat/completions": self._chat,
+            "/v1/completions": self._completions,
+            "/completions": self._completions,
             "/v1/responses": self._responses,
             "/v1/messages": self._messages,
         }
@@ -333,6 +337,66 @@ class _Handler(BaseHTTPRequestHandler):
         events.append((None, "[DONE]"))
         self._sse(events)
 
+    # -- OpenAI (legacy) text completions -------------------------------------------------
+    def _completions(self, body: dict[str, Any], reply: Reply) -> None:
+        model = reply.model or body.get("model", "model")
+        prompt = body.get("prompt")
+        prompt_ids: list[int] = (
+            list(prompt)
+            if isinstance(prompt, list) and _all_ints(prompt)
+            else token_ids_for(prompt if isinstance(prompt, str) else "")
+        )
+        out_ids = token_ids_for(reply.text)
+        words = reply.text.split()
+        finish = reply.finish_reason or "stop"
+        want_ids, want_logprobs = bool(body.get("return_token_ids")), body.get("logprobs") is not None
+        rid = f"cmpl-{uuid.uuid4().hex[:16]}"
+        usage = {
+            "prompt_tokens": len(prompt_ids),
+            "completion_tokens": len(out_ids),
+            "total_tokens": len(prompt_ids) + len(out_ids),
+        }
+
+        def choice(text: str, start: int, stop: int, finish_reason: str | None) -> dict[str, Any]:
+            c: dict[str, Any] = {"index": 0, "text": text, "finish_reason": finish_reason, "logprobs": None}
+            if want_logprobs:
+                c["logprobs"] = {
+                    "tokens": words[start:stop],
+                    "token_logprobs": [logprob_for(i) for i in range(start, stop)],
+                    "top_logprobs": None,
+                    "text_offset": None,
+                }
+            if want_ids:
+                c["token_ids"] = out_ids[start:stop]
+                if start == 0:
+                    c["prompt_token_ids"] = prompt_ids
+            return c
+
+        def payload(choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+            return {
+                "id": rid,
+                "object": "text_completion",
+                "created": 0,
+                "model": model,
+                "choices": choices,
+                **extra,
+            }
+
+        if not body.get("stream"):
+            self._json(200, payload([choice(reply.text, 0, len(words), finish)], usage=usage))
+            return
+        events: list[tuple[str | None, Any]] = []
+        for i, word in enumerate(words):
+            last = i == len(words) - 1
+            text = word if i == 0 else " " + word
+            events.append((None, payload([choice(text, i, i + 1, finish if last else None)])))
+        if not words:
+            events.append((None, payload([choice("", 0, 0, finish)])))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            events.append((None, payload([], usage=usage)))
+        events.append((None, "[DONE]"))
+        self._sse(events)
+
     # -- OpenAI Responses -----------------------------------------------------------
     def _responses(self, body: dict[str, Any], reply: Reply) -> None:
         model = reply.model or body.get("model", "model")
@@ -381,32 +445,7 @@ class _Handler(BaseHTTPRequestHandler):
         if not body.get("stream"):
             self._json(200, response)
             return
-        created = dict(response, status="in_progress", output=[], usage=None)
-        events: list[tuple[str | None, Any]] = [
-            ("response.created", {"type": "response.created", "sequence_number": 0, "response": created})
-        ]
-        for i, word in enumerate(reply.text.split()):
-            events.append(
-                (
-                    "response.output_text.delta",
-                    {
-                        "type": "response.output_text.delta",
-                        "sequence_number": i + 1,
-                        "item_id": "msg",
-                        "output_index": 0,
-                        "content_index": 0,
-                        "delta": word if i == 0 else " " + word,
-                        "logprobs": [],
-                    },
-                )
-            )
-        events.append(
-            (
-                "response.completed",
-                {"type": "response.completed", "sequence_number": len(events), "response": response},
-            )
-        )
-        self._sse(events)
+        self._sse(_responses_events(response, reply.text))
 
     # -- Anthropic messages ----------------------------------------------------------
     def _messages(self, body: dict[str, Any], reply: Reply) -> None:
@@ -501,3 +540,70 @@ class _Handler(BaseHTTPRequestHandler):
         )
         events.append(("message_stop", {"type": "message_stop"}))
         self._sse(events)
+
+
+def _all_ints(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(v, int) for v in value)
+
+
+def _responses_events(response: dict[str, Any], text: str) -> list[tuple[str | None, Any]]:
+    """The Responses API's SSE sequence for ``response``: created, each output item added / its deltas /
+    done (text word by word, function-call arguments in two halves), then completed."""
+    events: list[tuple[str | None, Any]] = []
+
+    def emit(kind: str, **data: Any) -> None:
+        events.append((kind, {"type": kind, "sequence_number": len(events), **data}))
+
+    emit("response.created", response=dict(response, status="in_progress", output=[], usage=None))
+    emit("response.in_progress", response=dict(response, status="in_progress", output=[], usage=None))
+    for n, item in enumerate(response["output"]):
+        if item["type"] == "message":
+            emit(
+                "response.output_item.added",
+                output_index=n,
+                item=dict(item, status="in_progress", content=[]),
+            )
+            empty = {"type": "output_text", "text": "", "annotations": []}
+            emit(
+                "response.content_part.added", item_id=item["id"], output_index=n, content_index=0, part=empty
+            )
+            for i, word in enumerate(text.split()):
+                emit(
+                    "response.output_text.delta",
+                    item_id=item["id"],
+                    output_index=n,
+                    content_index=0,
+                    delta=word if i == 0 else " " + word,
+                    logprobs=[],
+                )
+            emit(
+                "response.output_text.done",
+                item_id=item["id"],
+                output_index=n,
+                content_index=0,
+                text=text,
+                logprobs=[],
+            )
+            part = item["content"][0]
+            emit("response.content_part.done", item_id=item["id"], output_index=n, content_index=0, part=part)
+        else:
+            emit(
+                "response.output_item.added",
+                output_index=n,
+                item=dict(item, status="in_progress", arguments=""),
+            )
+            args = item["arguments"]
+            for piece in (args[: len(args) // 2], args[len(args) // 2 :]):
+                emit(
+                    "response.function_call_arguments.delta", item_id=item["id"], output_index=n, delta=piece
+                )
+            emit(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=n,
+                arguments=args,
+                name=item["name"],
+            )
+        emit("response.output_item.done", output_index=n, item=item)
+    emit("response.completed", response=response)
+    return events

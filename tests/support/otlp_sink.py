@@ -9,6 +9,9 @@ For asserting what goes through the real OTLP gRPC exporter (in-process or from 
         spans = sink.wait_for(lambda spans: len(spans) >= 3, timeout=20)
         spans[0].name, spans[0].attributes["gen_ai.tool.name"], spans[0].resource["service.name"]
 
+The gRPC sink also serves ``MetricsService``: ``sink.wait_for_metrics(lambda ms: ..., timeout=20)``
+returns every :class:`SinkMetric` received (histogram points decoded: attributes, count, sum, bounds).
+
 ``OTLPHTTPSink`` is the same over OTLP/HTTP (protobuf ``POST /v1/traces``, stdlib http.server).
 Each received span becomes a :class:`SinkSpan` with attributes decoded to Python values.
 ``sink.status`` can be set to a ``grpc.StatusCode`` to make exports fail (for retry tests).
@@ -24,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -50,8 +54,41 @@ class SinkSpan:
     scope: str = ""
 
 
+@dataclass
+class SinkPoint:
+    """One histogram data point (sums/counts) or number point (``value``)."""
+
+    attributes: dict[str, Any]
+    count: int = 0
+    sum: float = 0.0
+    bounds: tuple[float, ...] = ()
+    bucket_counts: tuple[int, ...] = ()
+    value: float | None = None
+
+
+@dataclass
+class SinkMetric:
+    name: str
+    unit: str
+    description: str
+    scope: str
+    points: list[SinkPoint] = field(default_factory=list)
+    resource: dict[str, Any] = field(default_factory=dict)
+
+
+class _MetricsServicer(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, sink: OTLPSink) -> None:
+        self.sink = sink
+
+    def Export(self, request, context):  # noqa: N802 - gRPC method name
+        self.sink.record_metrics(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
 class OTLPSink(trace_service_pb2_grpc.TraceServiceServicer):
     def __init__(self) -> None:
+        self.metric_requests: list[metrics_service_pb2.ExportMetricsServiceRequest] = []
+        self._metrics: list[SinkMetric] = []
         self.requests: list[trace_service_pb2.ExportTraceServiceRequest] = []
         self.metadata: list[dict[str, str]] = []
         self.status: grpc.StatusCode | None = None
@@ -91,6 +128,47 @@ class OTLPSink(trace_service_pb2_grpc.TraceServiceServicer):
             self._spans.extend(spans)
             self._cond.notify_all()
 
+    def record_metrics(self, request: metrics_service_pb2.ExportMetricsServiceRequest) -> None:
+        found = []
+        for rm in request.resource_metrics:
+            resource = {kv.key: decode_value(kv.value) for kv in rm.resource.attributes}
+            for sm in rm.scope_metrics:
+                for m in sm.metrics:
+                    metric = SinkMetric(m.name, m.unit, m.description, sm.scope.name, resource=resource)
+                    kind = m.WhichOneof("data")
+                    for p in getattr(m, kind).data_points if kind else ():
+                        attrs = {kv.key: decode_value(kv.value) for kv in p.attributes}
+                        if kind == "histogram":
+                            metric.points.append(
+                                SinkPoint(
+                                    attrs, p.count, p.sum, tuple(p.explicit_bounds), tuple(p.bucket_counts)
+                                )
+                            )
+                        else:
+                            value = p.as_double if p.WhichOneof("value") == "as_double" else p.as_int
+                            metric.points.append(SinkPoint(attrs, value=value))
+                    found.append(metric)
+        with self._cond:
+            self.metric_requests.append(request)
+            self._metrics.extend(found)
+            self._cond.notify_all()
+
+    def wait_for_metrics(
+        self, predicate: Callable[[list[SinkMetric]], bool], timeout: float = 30.0
+    ) -> list[SinkMetric]:
+        """Block until ``predicate(metrics)`` holds; raise ``TimeoutError`` listing what arrived."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not predicate(list(self._metrics)):
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    names = sorted({m.name for m in self._metrics})
+                    raise TimeoutError(
+                        f"OTLP sink: metrics condition not met in {timeout}s; received {names}"
+                    )
+                self._cond.wait(left)
+            return list(self._metrics)
+
     @property
     def spans(self) -> list[SinkSpan]:
         with self._cond:
@@ -115,6 +193,7 @@ class OTLPSink(trace_service_pb2_grpc.TraceServiceServicer):
     def start(self) -> OTLPSink:
         self._server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(self, self._server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsServicer(self), self._server)
         self.port = self._server.add_insecure_port("127.0.0.1:0")
         self._server.start()
         return self

@@ -1,8 +1,9 @@
 """The one base behind the openai, anthropic, litellm and transformers instrumentors.
 
 Each instrumentor only says what differs: its dependency spec, its tracer scope and the methods it
-patches (:class:`Target`). Tracer handling, the rollout processor and patching/unpatching on import
-(:mod:`._patching`) are done once here, so the four cannot drift apart.
+patches (:class:`Target`). Tracer and meter handling (``tracer_provider=`` / ``meter_provider=``, else
+the global ones), the rollout processor and patching/unpatching on import (:mod:`._patching`) are done
+once here, so the four cannot drift apart.
 """
 
 from __future__ import annotations
@@ -11,16 +12,17 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from opentelemetry import trace
+from opentelemetry import metrics, trace
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor
 
-from ._llm import CallSpec, make_wrapper
+from ._llm import CallSpec, Telemetry, make_wrapper
+from ._metrics import metrics_getter
 from ._patching import Patches, Wrapper
 from .processor import ensure_rollout_processor
 
 TracerGetter = Callable[[], trace.Tracer]
-#: Builds a target's wrapper once the tracer is known (at ``instrument`` time, from its provider).
-WrapperFactory = Callable[[TracerGetter], Wrapper]
+#: Builds a target's wrapper once the providers are known (at ``instrument`` time).
+WrapperFactory = Callable[[Telemetry], Wrapper]
 
 
 def tracer_getter(provider: trace.TracerProvider | None, scope: str) -> TracerGetter:
@@ -37,11 +39,27 @@ def tracer_getter(provider: trace.TracerProvider | None, scope: str) -> TracerGe
     return get_tracer
 
 
+def telemetry_for(
+    tracer_provider: trace.TracerProvider | None, meter_provider: metrics.MeterProvider | None, scope: str
+) -> Telemetry:
+    """The tracer and GenAI metrics of one instrumentor scope (``None`` providers: the global ones)."""
+    return Telemetry(tracer_getter(tracer_provider, scope), metrics_getter(meter_provider, scope))
+
+
 def traced(spec: CallSpec, *, is_async: bool = False) -> WrapperFactory:
     """The usual wrapper: one span per call, read per ``spec`` (see :func:`._llm.make_wrapper`)."""
 
-    def factory(tracer: TracerGetter) -> Wrapper:
-        return make_wrapper(spec, tracer, is_async=is_async)
+    def factory(telemetry: Telemetry) -> Wrapper:
+        return make_wrapper(spec, telemetry, is_async=is_async)
+
+    return factory
+
+
+def plain(wrapper: Wrapper) -> WrapperFactory:
+    """A wrapper that needs no telemetry of its own (e.g. a stream helper's manager proxy)."""
+
+    def factory(telemetry: Telemetry) -> Wrapper:
+        return wrapper
 
     return factory
 
@@ -76,11 +94,19 @@ class LLMInstrumentor(BaseInstrumentor):
     def _instrument(self, **kwargs: Any) -> None:
         provider = kwargs.get("tracer_provider")
         ensure_rollout_processor(provider)
-        tracer = tracer_getter(provider, self._scope)
-        self._patches = Patches([(t.module, t.path, t.wrapper(tracer)) for t in self._targets])
+        telemetry = telemetry_for(provider, kwargs.get("meter_provider"), self._scope)
+        self._patches = Patches([(t.module, t.path, t.wrapper(telemetry)) for t in self._targets])
         self._patches.apply()
+        self._on_instrument()
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if self._patches is not None:
             self._patches.remove()
             self._patches = None
+        self._on_uninstrument()
+
+    def _on_instrument(self) -> None:
+        """Hook for an instrumentor's own set-up (anthropic: its native telemetry switch)."""
+
+    def _on_uninstrument(self) -> None:
+        """Undo :meth:`_on_instrument`."""

@@ -1,4 +1,4 @@
-"""The one engine behind every LLM instrumentor: span lifecycle, suppression, streams.
+"""The one engine behind every LLM instrumentor: span lifecycle, suppression, metrics, results.
 
 A provider module supplies a :class:`CallSpec` (how to read a request, a response and stream
 chunks); :func:`make_wrapper` turns it into a wrapt wrapper for the sync or the async method.
@@ -7,17 +7,23 @@ Telemetry failures are logged and swallowed; the app's own exceptions are re-rai
 Suppression: while an instrumented LLM call runs, the Context carries :data:`LLM_CALL_KEY`; an
 instrumented call started inside it (litellm calling the openai SDK) records no span at all, so one
 logical call is one span (the outermost, the framework's, which sees the caller's arguments).
+
+What a call returns decides when its span ends (:meth:`_Call.finish`): a parsed response ends it now;
+a stream (:class:`._streams.StreamProxy`) when it is consumed or closed; a raw response
+(``with_raw_response`` / ``with_streaming_response``, :mod:`._raw`) now when its body is read, else
+when the caller parses it; a coroutine (litellm's ``responses(..., aresponses=True)``) when awaited.
+Every end records the GenAI client metrics (:mod:`._metrics`).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import wrapt
 from opentelemetry import context, trace
 from opentelemetry.context import _SUPPRESS_INSTRUMENTATION_KEY
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -25,6 +31,9 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from lightspan.schemas import attributes as A
 
 from ._content import add_content
+from ._metrics import MetricsGetter
+from ._raw import finish_raw, is_raw_response
+from ._streams import HELPER_KEY, StreamProxy
 
 _log = logging.getLogger(__name__)
 
@@ -66,6 +75,15 @@ class CallSpec:
     pass_request: bool = False  # call ``response(attrs, result, request)``
 
 
+@dataclass(frozen=True)
+class Telemetry:
+    """Where a wrapper's spans and metrics go, resolved on first use (so providers set after
+    instrumenting are used)."""
+
+    tracer: Callable[[], trace.Tracer]
+    metrics: MetricsGetter
+
+
 def is_suppressed() -> bool:
     """Inside another instrumented LLM call, or instrumentation suppressed (e.g. inside an exporter)."""
     ctx = context.get_current()
@@ -79,28 +97,53 @@ def fail_span(span: Span, exc: BaseException) -> None:
     span.end()
 
 
-class _Call:
-    __slots__ = ("spec", "span", "request", "kwargs")
+def _is_stream(result: Any) -> bool:
+    return hasattr(result, "__next__") or hasattr(result, "__anext__")
 
-    def __init__(self, spec: CallSpec, span: Span, request: Request, kwargs: dict[str, Any]) -> None:
+
+class _Call:
+    """One logical LLM call: its span, the Context that makes the span current, and its end."""
+
+    __slots__ = ("spec", "span", "request", "kwargs", "ctx", "start", "start_attrs", "metrics", "ended")
+
+    def __init__(
+        self,
+        spec: CallSpec,
+        span: Span,
+        request: Request,
+        kwargs: dict[str, Any],
+        start_attrs: dict[str, Any],
+        metrics: MetricsGetter,
+    ) -> None:
         self.spec, self.span, self.request, self.kwargs = spec, span, request, kwargs
+        self.ctx = context.set_value(LLM_CALL_KEY, True, trace.set_span_in_context(span))
+        self.start = time.perf_counter()
+        self.start_attrs = start_attrs
+        self.metrics = metrics
+        self.ended = False
 
     def activate(self) -> object:
-        ctx = trace.set_span_in_context(self.span)
-        return context.attach(context.set_value(LLM_CALL_KEY, True, ctx))
+        """Make the span current (and mark an LLM call in progress); returns the detach token."""
+        return context.attach(self.ctx)
 
-    def finish(self, result: Any, streaming: bool) -> Any:
-        if (
-            streaming
-            and self.spec.accumulator is not None
-            and (hasattr(result, "__next__") or hasattr(result, "__anext__"))
-        ):
-            try:
-                acc = self.spec.accumulator(self.request)
-                self.span.set_attribute(A.LLM_STREAMING, True)
-                return StreamProxy(result, self.span, acc)
-            except Exception:
-                _log.warning("lightspan: stream accumulator failed; span ends now", exc_info=True)
+    def end(self, attrs: dict[str, Any], exc: BaseException | None = None) -> None:
+        """Set the response attributes, end the span (failed if ``exc``), record the metrics; once."""
+        if self.ended:
+            return
+        self.ended = True
+        seconds = time.perf_counter() - self.start
+        if attrs:
+            self.span.set_attributes(attrs)
+        if exc is not None:
+            fail_span(self.span, exc)
+        else:
+            self.span.end()
+        meters = self.metrics()
+        if meters is not None:
+            meters.record(seconds, self.start_attrs, attrs, None if exc is None else type(exc).__qualname__)
+
+    def record(self, result: Any) -> None:
+        """End with the attributes read from a whole (non-streamed) response."""
         attrs: dict[str, Any] = {}
         try:
             if self.spec.pass_request:
@@ -109,15 +152,50 @@ class _Call:
                 self.spec.response(attrs, result)
         except Exception:
             _log.warning("lightspan: could not read the %s response", self.spec.provider, exc_info=True)
-        if attrs:
-            self.span.set_attributes(attrs)
-        self.span.end()
+        self.end(attrs)
+
+    def stream(self, result: Any) -> Any:
+        """Wrap a stream so the span ends with it; ``result`` itself if that is not possible."""
+        assert self.spec.accumulator is not None
+        try:
+            proxy = StreamProxy(result, self, self.spec.accumulator(self.request))
+            self.span.set_attributes({A.LLM_STREAMING: True, A.GEN_AI_REQUEST_STREAM: True})
+        except Exception:
+            _log.warning("lightspan: stream accumulator failed; span ends now", exc_info=True)
+            self.end({})
+            return result
+        holder = context.get_value(HELPER_KEY)
+        if isinstance(holder, list):  # inside an SDK stream helper's ``with``: it ends the stream on exit
+            holder.append(proxy)
+        return proxy
+
+    def finish_parsed(self, result: Any) -> Any:
+        """A parsed result: a stream to follow, or a whole response to record now."""
+        if self.spec.accumulator is not None and _is_stream(result):
+            return self.stream(result)
+        self.record(result)
         return result
 
+    def finish(self, result: Any, streaming: bool) -> Any:
+        if is_raw_response(result):
+            return finish_raw(self, result, streaming)
+        if inspect.iscoroutine(result):
+            return self._await(result)
+        if streaming and self.spec.accumulator is not None and _is_stream(result):
+            return self.stream(result)
+        self.record(result)
+        return result
 
-def _begin(
-    tracer_getter: Callable[[], trace.Tracer], spec: CallSpec, instance: Any, args: tuple, kwargs: dict
-) -> _Call | None:
+    async def _await(self, coro: Any) -> Any:
+        try:
+            result = await coro
+        except BaseException as exc:
+            self.end({}, exc)
+            raise
+        return self.finish(result, bool(self.kwargs.get("stream")))
+
+
+def begin(telemetry: Telemetry, spec: CallSpec, instance: Any, args: tuple, kwargs: dict) -> _Call | None:
     """Start the span; ``None`` when suppressed or when reading the request failed."""
     if is_suppressed():
         return None
@@ -130,32 +208,32 @@ def _begin(
         }
         if request.model:
             attrs[A.GEN_AI_REQUEST_MODEL] = request.model
+        start_attrs = dict(attrs)  # the metrics' request attributes, without the content
         for key, value in request.content.items():
             add_content(attrs, key, value)
         name = spec.span_name.format(model=request.model or "unknown")
-        span = tracer_getter().start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
-        return _Call(spec, span, request, request.kwargs if request.kwargs is not None else kwargs)
+        span = telemetry.tracer().start_span(name, kind=SpanKind.CLIENT, attributes=attrs)
+        call_kwargs = request.kwargs if request.kwargs is not None else kwargs
+        return _Call(spec, span, request, call_kwargs, start_attrs, telemetry.metrics)
     except Exception:
         _log.warning("lightspan: could not start the %s span; calling through", spec.provider, exc_info=True)
         return None
 
 
-def make_wrapper(
-    spec: CallSpec, tracer_getter: Callable[[], trace.Tracer], is_async: bool
-) -> Callable[..., Any]:
-    """A wrapt wrapper recording ``spec``'s calls; sync and async share ``_begin``/``_Call``."""
+def make_wrapper(spec: CallSpec, telemetry: Telemetry, is_async: bool) -> Callable[..., Any]:
+    """A wrapt wrapper recording ``spec``'s calls; sync and async share :func:`begin`/:class:`_Call`."""
 
     if is_async:
 
         async def async_wrapper(wrapped, instance, args, kwargs):
-            call = _begin(tracer_getter, spec, instance, args, kwargs)
+            call = begin(telemetry, spec, instance, args, kwargs)
             if call is None:
                 return await wrapped(*args, **kwargs)
             token = call.activate()
             try:
                 result = await wrapped(*args, **call.kwargs)
             except BaseException as exc:
-                fail_span(call.span, exc)
+                call.end({}, exc)
                 raise
             finally:
                 context.detach(token)
@@ -164,119 +242,17 @@ def make_wrapper(
         return async_wrapper
 
     def sync_wrapper(wrapped, instance, args, kwargs):
-        call = _begin(tracer_getter, spec, instance, args, kwargs)
+        call = begin(telemetry, spec, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
         token = call.activate()
         try:
             result = wrapped(*args, **call.kwargs)
         except BaseException as exc:
-            fail_span(call.span, exc)
+            call.end({}, exc)
             raise
         finally:
             context.detach(token)
         return call.finish(result, bool(call.kwargs.get("stream")))
 
     return sync_wrapper
-
-
-class StreamProxy(wrapt.ObjectProxy):
-    """Wraps a provider stream (sync or async); the span ends when the stream is exhausted,
-    fails, is closed, exits its ``with`` block, or is garbage-collected (e.g. after ``break``)."""
-
-    def __init__(self, stream: Any, span: Span, acc: Accumulator) -> None:
-        super().__init__(stream)
-        self._self_span = span
-        self._self_acc = acc
-        self._self_ended = False
-
-    def _self_end(self, exc: BaseException | None) -> None:
-        if self._self_ended:
-            return
-        self._self_ended = True
-        attrs: dict[str, Any] = {}
-        try:
-            self._self_acc.finish(attrs)
-        except Exception:
-            _log.warning("lightspan: could not finish the stream's span", exc_info=True)
-        if attrs:
-            self._self_span.set_attributes(attrs)
-        if exc is not None:
-            fail_span(self._self_span, exc)
-        else:
-            self._self_span.end()
-
-    def _self_show(self, chunk: Any) -> bool:
-        try:
-            return self._self_acc.add(chunk)
-        except Exception:
-            _log.debug("lightspan: could not read a stream chunk", exc_info=True)
-            return True
-
-    def __iter__(self) -> StreamProxy:
-        return self
-
-    def __next__(self) -> Any:
-        while True:
-            try:
-                chunk = self.__wrapped__.__next__()
-            except StopIteration:
-                self._self_end(None)
-                raise
-            except BaseException as exc:
-                self._self_end(exc)
-                raise
-            if self._self_show(chunk):
-                return chunk
-
-    def __aiter__(self) -> StreamProxy:
-        return self
-
-    async def __anext__(self) -> Any:
-        while True:
-            try:
-                chunk = await self.__wrapped__.__anext__()
-            except StopAsyncIteration:
-                self._self_end(None)
-                raise
-            except BaseException as exc:
-                self._self_end(exc)
-                raise
-            if self._self_show(chunk):
-                return chunk
-
-    def __enter__(self) -> StreamProxy:
-        self.__wrapped__.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: Any) -> Any:
-        try:
-            return self.__wrapped__.__exit__(*exc_info)
-        finally:
-            self._self_end(None)
-
-    async def __aenter__(self) -> StreamProxy:
-        await self.__wrapped__.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc_info: Any) -> Any:
-        try:
-            return await self.__wrapped__.__aexit__(*exc_info)
-        finally:
-            self._self_end(None)
-
-    def close(self) -> Any:
-        result = self.__wrapped__.close()
-        if inspect.isawaitable(result):
-            return self._self_aclose(result)
-        self._self_end(None)
-        return result
-
-    async def _self_aclose(self, awaitable: Any) -> Any:
-        try:
-            return await awaitable
-        finally:
-            self._self_end(None)
-
-    def __del__(self) -> None:
-        self._self_end(None)

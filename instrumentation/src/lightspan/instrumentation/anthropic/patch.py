@@ -6,11 +6,12 @@ import logging
 from typing import Any
 
 import wrapt
+from opentelemetry import context
 
 from lightspan.schemas import attributes as A
 
 from .._content import add_content
-from .._llm import Accumulator, CallSpec, Request, _begin, fail_span
+from .._llm import Accumulator, CallSpec, Request, Telemetry, begin
 from .._messages import anthropic_tool_definitions, get, parse_arguments, text_parts
 from ..openai.patch import _server
 
@@ -54,6 +55,16 @@ def _input_tokens(usage: Any) -> int | None:
     )
 
 
+def _cache_tokens(attrs: dict[str, Any], usage: Any) -> None:
+    for key, attr in (
+        ("cache_read_input_tokens", A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS),
+        ("cache_creation_input_tokens", A.GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS),
+    ):
+        value = get(usage, key)
+        if isinstance(value, int) and value > 0:
+            attrs[attr] = value
+
+
 def _finish(
     attrs: dict[str, Any], msg_id: Any, model: Any, stop: Any, tin: Any, tout: Any, blocks: list[Any]
 ) -> None:
@@ -76,6 +87,7 @@ def _finish(
 
 def messages_response(attrs: dict[str, Any], message: Any) -> None:
     usage = get(message, "usage")
+    _cache_tokens(attrs, usage)
     _finish(
         attrs,
         get(message, "id"),
@@ -93,6 +105,7 @@ class MessagesStream(Accumulator):
     def __init__(self, request: Request) -> None:
         self.id = self.model = self.stop = self.tin = self.tout = None
         self.blocks: dict[int, dict[str, Any]] = {}
+        self.cache: dict[str, Any] = {}
 
     def add(self, event: Any) -> bool:
         kind = get(event, "type")
@@ -100,6 +113,7 @@ class MessagesStream(Accumulator):
             msg = get(event, "message")
             self.id, self.model = get(msg, "id"), get(msg, "model")
             self.tin = _input_tokens(get(msg, "usage"))
+            _cache_tokens(self.cache, get(msg, "usage"))
             self.tout = get(get(msg, "usage"), "output_tokens")
         elif kind == "content_block_start":
             block = get(event, "content_block")
@@ -140,6 +154,7 @@ class MessagesStream(Accumulator):
                 )
             else:
                 blocks.append({"type": b["type"], "text": "".join(b["text"]), "thinking": "".join(b["text"])})
+        attrs.update(self.cache)
         _finish(attrs, self.id, self.model, self.stop, self.tin, self.tout, blocks)
 
 
@@ -147,31 +162,50 @@ MESSAGES = CallSpec(A.PROVIDER_ANTHROPIC, A.OP_CHAT, messages_request, messages_
 
 
 class _StreamManager(wrapt.ObjectProxy):
-    """``messages.stream(...)`` manager: the span covers the ``with`` block; the SDK's own message
-    snapshot (complete however the caller consumed the stream) is recorded on exit."""
+    """``messages.stream(...)`` manager. The span starts when the ``with`` block enters (when the SDK sends
+    the request, with the span current, so the SDK's own spans nest under it) and ends when the block
+    exits, recorded from the SDK's own message snapshot (complete however the caller consumed the
+    stream). An exception leaving the block marks the span error."""
 
-    def __init__(self, manager: Any, call: Any) -> None:
+    def __init__(self, manager: Any, telemetry: Telemetry, instance: Any, kwargs: dict[str, Any]) -> None:
         super().__init__(manager)
+        self._self_begin = (telemetry, instance, kwargs)
+        self._self_call: Any = None
+        self._self_stream: Any = None
+
+    def _self_start(self) -> Any:
+        telemetry, instance, kwargs = self._self_begin
+        call = begin(telemetry, MESSAGES, instance, (), kwargs)
+        if call is not None:
+            call.span.set_attributes({A.LLM_STREAMING: True, A.GEN_AI_REQUEST_STREAM: True})
         self._self_call = call
-        self._self_stream = None
+        return call
 
     def _self_close(self, exc: BaseException | None) -> None:
-        span = self._self_call.span
+        call = self._self_call
+        if call is None:
+            return
+        attrs: dict[str, Any] = {}
         snapshot = getattr(self._self_stream, "current_message_snapshot", None)
         if snapshot is not None:
             try:
-                attrs: dict[str, Any] = {}
                 messages_response(attrs, snapshot)
-                span.set_attributes(attrs)
             except Exception:
                 _log.warning("lightspan: could not read the anthropic stream's message", exc_info=True)
-        if exc is not None:
-            fail_span(span, exc)
-        else:
-            span.end()
+        call.end(attrs, exc)
 
     def __enter__(self) -> Any:
-        self._self_stream = self.__wrapped__.__enter__()
+        call = self._self_start()
+        if call is None:
+            return self.__wrapped__.__enter__()
+        token = call.activate()
+        try:
+            self._self_stream = self.__wrapped__.__enter__()
+        except BaseException as exc:
+            call.end({}, exc)
+            raise
+        finally:
+            context.detach(token)
         return self._self_stream
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -181,7 +215,17 @@ class _StreamManager(wrapt.ObjectProxy):
             self._self_close(exc)
 
     async def __aenter__(self) -> Any:
-        self._self_stream = await self.__wrapped__.__aenter__()
+        call = self._self_start()
+        if call is None:
+            return await self.__wrapped__.__aenter__()
+        token = call.activate()
+        try:
+            self._self_stream = await self.__wrapped__.__aenter__()
+        except BaseException as exc:
+            call.end({}, exc)
+            raise
+        finally:
+            context.detach(token)
         return self._self_stream
 
     async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
@@ -191,19 +235,11 @@ class _StreamManager(wrapt.ObjectProxy):
             self._self_close(exc)
 
 
-def stream_wrapper(tracer_getter: Any) -> Any:
-    """Wrapper for ``Messages.stream`` and ``AsyncMessages.stream`` (both return a manager synchronously)."""
+def stream_wrapper(telemetry: Telemetry) -> Any:
+    """Wrapper for ``Messages.stream`` and ``AsyncMessages.stream`` (both return a manager synchronously;
+    the request, and so the span, starts when the manager's ``with`` block enters)."""
 
     def wrapper(wrapped, instance, args, kwargs):
-        call = _begin(tracer_getter, MESSAGES, instance, args, kwargs)
-        if call is None:
-            return wrapped(*args, **kwargs)
-        try:
-            manager = wrapped(*args, **kwargs)
-        except BaseException as exc:
-            fail_span(call.span, exc)
-            raise
-        call.span.set_attribute(A.LLM_STREAMING, True)
-        return _StreamManager(manager, call)
+        return _StreamManager(wrapped(*args, **kwargs), telemetry, instance, kwargs)
 
     return wrapper

@@ -37,6 +37,17 @@ _REQUEST_KEYS = (
 )
 
 
+def _wants_json(response_format: Any) -> bool:
+    """Structured outputs: a pydantic class (``parse()``) or a ``json_schema`` / ``json_object`` format."""
+    if isinstance(response_format, type):
+        return True
+    return (
+        get(response_format, "type") in ("json_schema", "json_object")
+        if isinstance(response_format, dict)
+        else False
+    )
+
+
 def chat_request(
     instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, ask_usage: bool = True
 ) -> Request:
@@ -54,6 +65,8 @@ def chat_request(
     n = kwargs.get("n")
     if isinstance(n, int) and n != 1:
         attrs[A.GEN_AI_REQUEST_CHOICE_COUNT] = n
+    if _wants_json(kwargs.get("response_format")):
+        attrs[A.GEN_AI_OUTPUT_TYPE] = "json"
     _server(instance, attrs)
     request = Request(model=kwargs.get("model"), attributes=attrs)
     request.content[A.GEN_AI_INPUT_MESSAGES] = openai_input_messages(kwargs.get("messages"))
@@ -75,6 +88,10 @@ def _set_usage(attrs: dict[str, Any], usage: Any, input_key: str, output_key: st
         attrs[A.GEN_AI_USAGE_INPUT_TOKENS] = tin
     if isinstance(tout, int):
         attrs[A.GEN_AI_USAGE_OUTPUT_TOKENS] = tout
+    # Cached prompt tokens (already part of the input count): chat and Responses name the details apart.
+    cached = get(get(usage, "prompt_tokens_details") or get(usage, "input_tokens_details"), "cached_tokens")
+    if isinstance(cached, int) and cached > 0:
+        attrs[A.GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = cached
 
 
 def _set_ids(attrs: dict[str, Any], response_id: Any, model: Any) -> None:
@@ -274,6 +291,12 @@ def responses_request(instance: Any, args: tuple[Any, ...], kwargs: dict[str, An
             attrs[attr] = value
     if isinstance(kwargs.get("max_output_tokens"), int):
         attrs[A.GEN_AI_REQUEST_MAX_TOKENS] = kwargs["max_output_tokens"]
+    text_format = get(kwargs.get("text"), "format")
+    if isinstance(kwargs.get("text_format"), type) or get(text_format, "type") in (
+        "json_schema",
+        "json_object",
+    ):
+        attrs[A.GEN_AI_OUTPUT_TYPE] = "json"
     _server(instance, attrs)
     request = Request(model=kwargs.get("model"), attributes=attrs)
     request.content[A.GEN_AI_INPUT_MESSAGES] = _responses_input(kwargs.get("input"))
