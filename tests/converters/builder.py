@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from lightspan.schemas import attributes as A
+from lightspan.schemas import conventions as C
 from lightspan.schemas import ddl
 
 BASE = datetime(2026, 11, 23, 12, 0, 0, tzinfo=timezone.utc)
@@ -64,6 +65,7 @@ class Rollout:
         trace_id: str | None = None,
         span_id: str | None = None,
         start: datetime | None = None,
+        events: list[tuple[str, dict[str, Any]]] | None = None,
     ) -> str:
         sid = span_id or new_id()
         a = {}
@@ -84,6 +86,9 @@ class Rollout:
                 "Duration": dur_ms * 1_000_000,
                 "StatusCode": status,
                 "StatusMessage": status_message,
+                "Events.Timestamp": [start or self.clock for _ in events or ()],
+                "Events.Name": [n for n, _ in events or ()],
+                "Events.Attributes": [{k: _as_string(v) for k, v in ea.items()} for _, ea in events or ()],
             }
         )
         return sid
@@ -190,12 +195,14 @@ def _collector_columns(row: dict[str, Any]) -> dict[str, Any]:
         except ValueError:
             return None
 
+    rollout_id, source = C.rollout_identity(a, row["TraceId"])
     return {
-        "RolloutId": f(A.ROLLOUT_ID, A.AGL_ROLLOUT_ID),
-        "TaskId": f(A.TASK_ID),
-        "Attempt": num(f(A.ATTEMPT, A.AGL_ATTEMPT_ID), int) or 0,
+        "RolloutId": rollout_id,
+        "RolloutSource": source,
+        "TaskId": C.task_id_of(a),
+        "Attempt": num(f(*C.ATTEMPT_KEYS), int) or 0,
         "Operation": f(A.GEN_AI_OPERATION_NAME),
-        "AgentName": f(A.GEN_AI_AGENT_NAME),
+        "AgentName": C.agent_name_of(a),
         "ProviderName": f(A.GEN_AI_PROVIDER_NAME, A.OLD_GEN_AI_SYSTEM),
         "RequestModel": f(A.GEN_AI_REQUEST_MODEL),
         "ResponseModel": f(A.GEN_AI_RESPONSE_MODEL),
@@ -232,6 +239,7 @@ def post_reward(
     task_id: str = "",
     when: datetime | None = None,
     reward_id: str | None = None,
+    target: str = "rollout",
 ) -> None:
     """A reward posted after the rollout ended (the collector's rewards API writes these rows)."""
     client.insert(
@@ -248,7 +256,7 @@ def post_reward(
                 target_span,
                 "api",
                 when or datetime.now(timezone.utc),
-                {},
+                {A.REWARD_TARGET: target},
             ]
         ],
         column_names=[
@@ -297,6 +305,13 @@ def rows_from_readable(spans: list[Any], service: str = "agent-svc") -> list[dic
                 "Duration": max(0, (s.end_time or s.start_time) - s.start_time),
                 "StatusCode": str(s.status.status_code.name).title(),
                 "StatusMessage": s.status.description or "",
+                "Events.Timestamp": [
+                    datetime.fromtimestamp(e.timestamp / 1e9, tz=timezone.utc) for e in s.events
+                ],
+                "Events.Name": [e.name for e in s.events],
+                "Events.Attributes": [
+                    {k: _as_string(v) for k, v in (e.attributes or {}).items()} for e in s.events
+                ],
             }
         )
     return rows

@@ -64,6 +64,10 @@ def test_instrumented_agent_rollout_becomes_training_rows(store, tmp_path):
     store.insert(rows_from_readable(spans))
     (traj,) = iter_trajectories(ConvertConfig(dsn=store.dsn))
     assert traj.task_id == "task-e2e" and traj.final_reward == 1.0 and traj.agent_name == "calc"
+    # emit_reward also wrote the conventions' evaluation event on the rollout span: one reward, not two
+    (agent_span,) = [s for s in spans if s.name == "invoke_agent calc"]
+    assert [e.name for e in agent_span.events] == ["gen_ai.evaluation.result"]
+    assert [(w.source, w.value) for w in traj.rewards] == [("span", 1.0)]
     assert len(traj.calls) == 2 and [t.tool_name for t in traj.tools] == ["add"]
     assert traj.calls[0].prompt[-1] == {"role": "user", "content": "what is 2 plus 3"}
     assert traj.calls[1].completion[0]["content"] == "the sum is 5"

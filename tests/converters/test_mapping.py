@@ -98,7 +98,9 @@ def test_mapped_foreign_spans_read_as_llm_calls_and_tools():
             {
                 A.OPENINFERENCE_SPAN_KIND: "TOOL",
                 A.OI_TOOL_NAME: "search",
-                A.OI_TOOL_PARAMETERS: '{"q": "x"}',
+                # tool.parameters is the tool's JSON schema; the call's arguments are its input
+                A.OI_TOOL_PARAMETERS: '{"type": "object"}',
+                A.OI_INPUT_VALUE: '{"q": "x"}',
                 A.OI_OUTPUT_VALUE: "found",
             },
             "search",

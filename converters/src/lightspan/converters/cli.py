@@ -100,6 +100,14 @@ def _formats(ctx: click.Context, param: click.Parameter, value: str) -> tuple[st
     help="Name of the stored watermark (one per pipeline that converts incrementally).",
 )
 @click.option(
+    "--rollout-sources",
+    default="explicit,session,trace",
+    show_default=True,
+    help="Which links of the rollout-identity chain make a rollout: explicit (lightspan.rollout.id,"
+    " agentlightning.rollout_id), session (session.id, gen_ai.conversation.id, ...), trace. Spans of the"
+    " others are reported as belonging to no rollout.",
+)
+@click.option(
     "--reward-name", default="primary", show_default=True, help="The reward used as the final reward."
 )
 @click.option(
@@ -147,6 +155,7 @@ def convert(
     finished_only: bool,
     incremental: bool,
     watermark_name: str,
+    rollout_sources: str,
     reward_name: str,
     sft_min_reward: float,
     kto_threshold: float,
@@ -179,6 +188,7 @@ def convert(
             finished_only=finished_only,
             incremental=incremental,
             watermark_name=watermark_name,
+            rollout_sources=tuple(_split(rollout_sources) or ()),
         )
         config = ConvertConfig(
             dsn=dsn,

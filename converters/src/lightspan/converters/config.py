@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from lightspan.schemas.conventions import ROLLOUT_SOURCES
 from lightspan.schemas.rows import CREDIT_STRATEGIES
 
 #: Output formats ``convert`` can write, each into its own folder under ``output_dir``.
@@ -34,6 +35,10 @@ class Selection:
     finished_only:  only rollouts that ended: a root span (no parent) or a reward was recorded.
     incremental:    only rollouts with spans or posted rewards ingested since the stored watermark
                     ``watermark_name``; the watermark advances after a successful run.
+    rollout_sources: which links of the rollout-identity chain make a rollout: ``explicit``
+                    (``lightspan.rollout.id`` / ``agentlightning.rollout_id``), ``session`` (a session or
+                    conversation id), ``trace`` (the trace itself). Spans whose rollout comes from a source
+                    left out belong to no rollout and are counted in the report.
     """
 
     since: datetime | None = None
@@ -45,8 +50,17 @@ class Selection:
     finished_only: bool = False
     incremental: bool = False
     watermark_name: str = "default"
+    rollout_sources: tuple[str, ...] = ROLLOUT_SOURCES
 
     def __post_init__(self) -> None:
+        if isinstance(self.rollout_sources, str):
+            self.rollout_sources = tuple(v.strip() for v in self.rollout_sources.split(",") if v.strip())
+        self.rollout_sources = tuple(self.rollout_sources)
+        unknown = sorted(set(self.rollout_sources) - set(ROLLOUT_SOURCES))
+        if unknown or not self.rollout_sources:
+            raise ValueError(
+                f"rollout_sources must name some of {list(ROLLOUT_SOURCES)}, got {list(self.rollout_sources)}"
+            )
         if self.since and self.until and self.since >= self.until:
             raise ValueError(f"since ({self.since}) must be before until ({self.until})")
         if not self.watermark_name:

@@ -46,6 +46,7 @@ def call_rows(traj: Trajectory) -> list[dict[str, Any]]:
             R.ADVANTAGE: float(c.advantage),
             R.FINAL_REWARD: traj.final_reward,
             R.IS_LAST: i == last,
+            R.POLICY_VERSION: c.policy_version,
         }
         for i, c in enumerate(calls)
     ]
@@ -128,7 +129,8 @@ def dpo_rows(group: list[Trajectory], min_margin: float = 0.0) -> list[dict[str,
 
 def merged_rows(traj: Trajectory) -> tuple[list[dict[str, Any]], int]:
     """Trajectory-level rows: consecutive calls whose prompt tokens extend the previous prompt+response
-    become one sequence; response tokens have loss mask 1, prompt and observation tokens 0.
+    and that got the same credit become one sequence; response tokens have loss mask 1, prompt and
+    observation tokens 0.
 
     Returns the rows and the number of trainable calls left out for lack of token ids.
     """
@@ -156,7 +158,14 @@ def merged_rows(traj: Trajectory) -> tuple[list[dict[str, Any]], int]:
         if p is None or r is None:
             skipped += 1
             continue
-        if ids and len(p) >= len(ids) and p[: len(ids)] == ids:
+        # Merge only calls with the same credit: a row carries one reward/advantage for all its response
+        # tokens, so a call credited differently (per-step rewards) starts its own row, its prompt
+        # (the earlier calls' tokens included) masked.
+        same_credit = last_call is not None and (last_call.reward, last_call.advantage) == (
+            c.reward,
+            c.advantage,
+        )
+        if ids and same_credit and len(p) >= len(ids) and p[: len(ids)] == ids:
             obs = p[len(ids) :]
             ids.extend(obs)
             mask.extend([0] * len(obs))

@@ -2,7 +2,7 @@
 
 A rollout is *plain* when its rebuild needs none of the special cases: no foreign or GAP spans, no
 suppressed or duplicate (same response id) calls, every LLM span's messages and token ids parsed by
-ClickHouse, no targeted or posted rewards, every parent present, start order already the depth-first
+ClickHouse with text in both, no evaluation events or log records, no targeted or posted rewards, every parent present, start order already the depth-first
 order, at least one call and a final reward. For those, :func:`plain_call_rows` computes exactly the
 rows ``rebuild`` + ``assign_credit`` + ``call_rows`` would give (same values, same order); every other
 rollout of the chunk goes through ``rebuild`` as before. Used by ``convert`` when the only output is
@@ -16,6 +16,8 @@ from typing import Any
 
 from lightspan.schemas import attributes as A
 from lightspan.schemas import rows as R
+
+from .policy import PolicyTimeline
 
 #: Credit strategies computed here (group strategies need whole task groups of Trajectory objects).
 FAST_CREDIT = ("identical", "per_step", "discounted")
@@ -83,6 +85,8 @@ def plain_call_rows(
     credit: str,
     gamma: float,
     reward_name: str,
+    with_logs: set[str] | None = None,
+    policy: Any = None,
 ) -> PlainRows:
     """Rows of the plain rollouts among ``segments`` of the sorted span ``table`` (see the module doc)."""
     import numpy as np
@@ -109,7 +113,10 @@ def plain_call_rows(
         | (~r_ok & _nonempty(col("r_ids")))
         | (~l_ok & _nonempty(col("lps")))
     )
+    # Calls without text (the rebuild decides: content from logs, or skipped), evaluation events.
+    llm_bad |= _np(col("no_io")) != 0
     bad |= llm & llm_bad
+    bad |= np.diff(col("evals").combine_chunks().offsets.to_numpy()) > 0
     reward_row = _np(col("rval").is_valid())
     bad |= reward_row & (_nonempty(col("r_step")) | _nonempty(col("r_span")))
     # Duplicate response ids (one logical call exported twice) need the rebuild's merge.
@@ -133,8 +140,9 @@ def plain_call_rows(
     np.maximum.at(last_final, row_seg[fr], fr)
     n_calls = np.bincount(row_seg[llm], minlength=S) if n else np.zeros(S, dtype=np.int64)
     plain = (np.bincount(row_seg[bad], minlength=S) == 0) & (n_calls > 0) & (last_final >= 0)
-    if posted:
-        plain &= np.array([rid not in posted for rid, _, _ in segments], dtype=bool)
+    if posted or with_logs:
+        other = set(posted or ()) | (with_logs or set())
+        plain &= np.array([rid not in other for rid, _, _ in segments], dtype=bool)
     # Inherited agent names: a span without one takes its parent's (depth order resolves parents first).
     agent = pc.dictionary_encode(col("agent").combine_chunks().cast(pa.string()))
     codes = _np(agent.indices).astype(np.int64)
@@ -193,6 +201,10 @@ def plain_call_rows(
         R.ADVANTAGE: pa.array(reward, type=pa.float64()),
         R.FINAL_REWARD: pa.array(final, type=pa.float64()),
         R.IS_LAST: pa.array(is_last),
+        # converters/policy.py: from the model name, else the publish time line (``policy`` None: names only)
+        R.POLICY_VERSION: (policy or PolicyTimeline()).column(
+            col("model").take(take), col("start").take(take)
+        ),
     }
     out = pa.Table.from_arrays([_as(values[f.name], f.type) for f in schema], schema=schema)
     return PlainRows(table=out, plain=plain, row_seg=seg, calls=n_calls, tasks=tasks)

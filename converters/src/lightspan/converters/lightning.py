@@ -49,6 +49,7 @@ def _llm_span(c: LLMCall) -> dict[str, Any]:
             "reward": c.reward if c.trainable else None,
             "advantage": c.advantage if c.trainable else None,
             "gap_node_id": c.gap_node_id or None,
+            "policy_version": c.policy_version if c.policy_version >= 0 else None,
         },
     }
 

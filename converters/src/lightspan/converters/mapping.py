@@ -220,6 +220,48 @@ def foreign_tool(attrs: dict[str, str]) -> dict[str, Any] | None:
     }
 
 
+# ---------------------------------------------------------------------------
+# GenAI content sent as OTLP log records (``reader.LogEvent``): the newest conventions' one
+# ``gen_ai.client.inference.operation.details`` event per call, or the older one event per message.
+# ---------------------------------------------------------------------------
+_ROLE_OF_EVENT = {
+    "gen_ai.system.message": "system",
+    "gen_ai.user.message": "user",
+    "gen_ai.assistant.message": "assistant",
+    "gen_ai.tool.message": "tool",
+}
+
+
+def messages_from_logs(events: list[Any]) -> tuple[list[Message], list[Message]]:
+    """``(prompt, completion)`` from a span's log events (empty lists when they hold no content)."""
+    prompt: list[Message] = []
+    completion: list[Message] = []
+    for ev in events:
+        if ev.name == "gen_ai.client.inference.operation.details":
+            a = ev.attributes
+            prompt = prompt or with_system(
+                parse_messages(a.get(A.GEN_AI_INPUT_MESSAGES, "")), a.get(A.GEN_AI_SYSTEM_INSTRUCTIONS, "")
+            )
+            completion = completion or parse_messages(
+                a.get(A.GEN_AI_OUTPUT_MESSAGES, ""), A.GEN_AI_OUTPUT_MESSAGES, "assistant"
+            )
+        elif ev.name in _ROLE_OF_EVENT:
+            body = maybe_json(ev.body)
+            prompt.append(
+                to_message(body if isinstance(body, dict | str) else str(body), _ROLE_OF_EVENT[ev.name])
+            )
+        elif ev.name == "gen_ai.choice":
+            body = maybe_json(ev.body)
+            msg = body.get("message", body) if isinstance(body, dict) else body
+            completion.append(to_message(msg if isinstance(msg, dict | str) else str(msg), "assistant"))
+    return prompt, completion
+
+
+def has_text(messages: list[Message]) -> bool:
+    """Whether any message has content (text, or a tool call rendered as text)."""
+    return any(m.get("content") for m in messages)
+
+
 def _int(raw: str | None) -> int:
     try:
         return int(float(raw)) if raw else 0
@@ -234,6 +276,8 @@ __all__ = [
     "MappingError",
     "foreign_llm",
     "foreign_tool",
+    "has_text",
+    "messages_from_logs",
     "maybe_json",
     "parse_json_list",
     "parse_messages",

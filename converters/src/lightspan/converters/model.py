@@ -73,6 +73,7 @@ class LLMCall:
     trainable: bool = True  # matched agent_match (only trainable calls become rows)
     reward: float = 0.0  # credit after assign_credit
     advantage: float = 0.0
+    policy_version: int = -1  # set by converters/policy.py (-1: unknown); fast() leaves the default
 
     def __post_init__(self) -> None:
         d = self.__dict__  # read raw values: a property read would materialize an ArrowRef
@@ -162,7 +163,7 @@ class Reward:
 
     value: float
     name: str = "primary"
-    source: str = "span"  # span | posted | agentlightning | function
+    source: str = "span"  # span | posted | evaluation | agentlightning | function
     step: int | None = None
     span_id: str | None = None
     timestamp_ns: int | None = None
@@ -193,6 +194,8 @@ class Trajectory:
     gap: GapGraph | None = None
     final_reward: float | None = None
     warnings: list[str] = field(default_factory=list)
+    #: LLM spans left out, as ``(reason, message)`` (e.g. ``no_content`` with how to turn capture on).
+    skipped_calls: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def trainable_calls(self) -> list[LLMCall]:

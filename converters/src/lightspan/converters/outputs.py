@@ -46,6 +46,7 @@ def _arrow_schema(fmt: str) -> Any:
         R.ADVANTAGE: pa.float64(),
         R.FINAL_REWARD: pa.float64(),
         R.IS_LAST: pa.bool_(),
+        R.POLICY_VERSION: pa.int64(),
     }
     if fmt in ("rows-parquet", "rows-jsonl"):
         return pa.schema(list(call.items()))

@@ -21,6 +21,7 @@ from .fastpath import FAST_CREDIT, plain_call_rows
 from .lightning import to_lightning
 from .model import Trajectory
 from .outputs import OutputSet
+from .policy import PolicyTimeline
 from .reader import SpanReader
 from .rebuild import SkipRollout, rebuild
 
@@ -42,6 +43,15 @@ class ConvertReport:
     rows_superseded: int = 0
     merged_calls_without_token_ids: int = 0
     rows_dropped: int = 0  # rows whose values Arrow could not store (e.g. a string among token ids)
+    #: LLM calls left out of converted or skipped rollouts, by reason (``no_content``), with one message.
+    calls_skipped: Counter[str] = field(default_factory=Counter)
+    call_examples: dict[str, str] = field(default_factory=dict)
+    #: Spans of the selection's window that belong to no converted rollout, by why (``no_id``, or the
+    #: rollout source the selection leaves out: ``explicit``, ``session``, ``trace``).
+    spans_without_rollout: dict[str, int] = field(default_factory=dict)
+    #: Posted rewards whose id names no rollout, trace or session in the store, and a few of those ids.
+    rewards_unmatched: int = 0
+    unmatched_reward_ids: list[str] = field(default_factory=list)
     warnings: int = 0
     watermark_before: datetime | None = None
     watermark_after: datetime | None = None
@@ -69,6 +79,19 @@ class ConvertReport:
             lines.append(f"  replaced {self.rows_superseded} rows of re-converted rollouts")
         if self.rows_dropped:
             lines.append(f"  dropped {self.rows_dropped} rows with values of the wrong type")
+        for reason, n in sorted(self.calls_skipped.items()):
+            lines.append(f"  llm calls skipped {reason}: {n} (e.g. {self.call_examples.get(reason, '')})")
+        if self.spans_without_rollout:
+            by = ", ".join(f"{why}: {n}" for why, n in sorted(self.spans_without_rollout.items()))
+            lines.append(
+                f"  spans in no rollout: {sum(self.spans_without_rollout.values())} ({by}; see"
+                " docs/converters.md#rollout-identity)"
+            )
+        if self.rewards_unmatched:
+            lines.append(
+                f"  rewards matching no rollout, trace or session: {self.rewards_unmatched}"
+                f" (e.g. {', '.join(self.unmatched_reward_ids)})"
+            )
         if self.watermark_after is not None:
             lines.append(f"watermark: {self.watermark_before} -> {self.watermark_after}")
         return "\n".join(lines)
@@ -85,6 +108,11 @@ class ConvertReport:
             "files_written": list(self.files_written),
             "rows_superseded": self.rows_superseded,
             "rows_dropped": self.rows_dropped,
+            "calls_skipped": dict(self.calls_skipped),
+            "call_examples": dict(self.call_examples),
+            "spans_without_rollout": dict(self.spans_without_rollout),
+            "rewards_unmatched": self.rewards_unmatched,
+            "unmatched_reward_ids": list(self.unmatched_reward_ids),
             "seconds": self.seconds,
         }
 
@@ -93,6 +121,20 @@ def _skip(report: ConvertReport, reason: str, message: str) -> None:
     report.skipped[reason] += 1
     report.examples.setdefault(reason, message[:200])
     _log.info("skipped rollout: %s", message)
+
+
+def _skip_calls(report: ConvertReport, skipped: list[tuple[str, str]]) -> None:
+    for reason, message in skipped:
+        report.calls_skipped[reason] += 1
+        report.call_examples.setdefault(reason, message[:300])
+
+
+def _rollouts_with_logs(batch: Any, logs: dict[str, Any]) -> set[str]:
+    """Rollouts of the chunk with a GenAI log event on one of their spans (the rebuild joins those)."""
+    if not logs:
+        return set()
+    sid, rid = batch.cols["sid"], batch.cols["rid"]
+    return {rid[i] for _, a, b in batch.segments for i in range(a, b) if sid[i] in logs}
 
 
 _DONE = object()
@@ -148,7 +190,13 @@ def _prefetched(
                 put(dst, ids)
                 return
             try:
-                item = (ids, reader.fetch_spans(ids), reader.fetch_posted_rewards(ids))
+                spans = reader.fetch_spans(ids)
+                item = (
+                    ids,
+                    spans,
+                    reader.fetch_posted_rewards(ids, spans),
+                    reader.fetch_logs(spans.trace_ids()),
+                )
             except BaseException as exc:
                 put(dst, exc)
                 return
@@ -200,7 +248,9 @@ def _chunks(
     """Rebuilt, credited trajectories, one chunk (whole task groups when needed) at a time; with ``fast``,
     also the call rows of the chunk's plain rollouts (:class:`PlainRows`), which are not rebuilt."""
     pattern = re.compile(config.agent_match) if config.agent_match else None
-    for rollout_ids, batch, posted in _prefetched(
+    # Policy versions (converters/policy.py): the publish time line, read once per run.
+    timeline = PolicyTimeline.load(reader.client, reader.db)
+    for rollout_ids, batch, posted, logs in _prefetched(
         reader, fetchers or [reader], watermark, config.chunk_rollouts
     ):
         report.rollouts_seen += len(rollout_ids)
@@ -222,6 +272,8 @@ def _chunks(
                 credit=config.credit,
                 gamma=config.gamma,
                 reward_name=config.reward_name,
+                with_logs=_rollouts_with_logs(batch, logs),
+                policy=timeline,
             )
         trajs: list[Trajectory] = []
         for s, (rid, a, b) in enumerate(batch.segments):
@@ -234,18 +286,22 @@ def _chunks(
                     a,
                     b,
                     posted.get(rid),
+                    logs=logs,
                     agent_match=pattern,
                     reward_name=config.reward_name,
                     require_reward=config.require_reward,
                 )
             except SkipRollout as exc:
+                _skip_calls(report, exc.skipped_calls)
                 _skip(report, exc.reason, f"{rid}: {exc.detail or exc.reason}")
                 continue
             except Exception as exc:  # broken input must never stop the run
                 _skip(report, "error", f"{rid}: {type(exc).__name__}: {exc}")
                 continue
             report.warnings += len(traj.warnings)
+            _skip_calls(report, traj.skipped_calls)
             trajs.append(traj)
+        timeline.annotate(trajs)  # policy_version of every call
         assign_credit(
             trajs,
             config.credit,
@@ -423,6 +479,16 @@ def _check_schema(client: Any, database: str) -> None:
         )
 
 
+def _left_out(reader: SpanReader, watermark: datetime | None, report: ConvertReport) -> None:
+    """What the store holds that this run could not use: spans in no rollout, rewards matching nothing."""
+    report.spans_without_rollout = reader.spans_without_rollout(watermark)
+    report.rewards_unmatched, report.unmatched_reward_ids = reader.unmatched_rewards()
+    for why, n in report.spans_without_rollout.items():
+        _log.warning("%d span(s) belong to no rollout (%s); see docs/converters.md#rollout-identity", n, why)
+    if report.rewards_unmatched:
+        _log.warning("%d posted reward(s) match no rollout, trace or session", report.rewards_unmatched)
+
+
 def _convert(
     config: ConvertConfig, client: Any, database: str, report: ConvertReport, t0: float, extra: list[Any]
 ) -> ConvertReport:
@@ -464,6 +530,7 @@ def _convert(
         out.close()
         if progress is not None:
             progress.close()
+    _left_out(reader, watermark, report)
     report.rows_superseded = out.supersede(seen_rollouts, seen_tasks)
     report.rows_written = out.rows_written()
     report.files_written = [str(f) for f in out.files]

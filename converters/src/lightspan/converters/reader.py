@@ -8,7 +8,7 @@ spans and rewards tables uses ``FINAL`` (ReplacingMergeTree dedup of retried exp
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +29,10 @@ def q(value: str) -> str:
 
 def _qlist(values: list[str]) -> str:
     return "(" + ",".join(q(v) for v in values) + ")" if values else "('')"
+
+
+def _qarray(values: list[str]) -> str:
+    return "[" + ",".join(q(v) for v in values) + "]"
 
 
 def _dt(value: datetime) -> str:
@@ -187,7 +191,35 @@ SPAN_SELECT: list[tuple[str, str]] = [
     ("r_span", _attr(A.REWARD_SPAN_ID)),
     ("task_type", _attr(A.TASK_TYPE)),
     ("foreign", f"if(Operation = '' AND ({_FOREIGN_COND}), SpanAttributes, map())"),
+    ("rsrc", "RolloutSource"),
+    ("scope", "ScopeName"),
+    ("evals", f"arrayFilter((a, n) -> n = {q(A.GEN_AI_EVALUATION_RESULT)}, Events.Attributes, Events.Name)"),
+    (
+        "eval_ts",
+        f"arrayMap(t -> toUnixTimestamp64Nano(t), arrayFilter((t, n) -> n = {q(A.GEN_AI_EVALUATION_RESULT)},"
+        " Events.Timestamp, Events.Name))",
+    ),
+    # An LLM span ClickHouse parsed whose prompt or completion has no text: the rebuild decides (content
+    # may come from logs, or the call is skipped for missing content).
+    (
+        "no_io",
+        f"{_IS_LLM} AND in_ok AND out_ok AND NOT (arrayExists(m -> m.2 != '', in_arr)"
+        " AND arrayExists(m -> m.2 != '', out_arr))",
+    ),
 ]
+
+#: Log events (OTLP log records, ``EventName`` or the older ``event.name`` attribute) joined into
+#: trajectories by trace and span id: evaluations and GenAI message content.
+LOG_EVENT_EVALUATION = A.GEN_AI_EVALUATION_RESULT
+LOG_EVENT_DETAILS = "gen_ai.client.inference.operation.details"
+LOG_EVENT_MESSAGES = (
+    "gen_ai.system.message",
+    "gen_ai.user.message",
+    "gen_ai.assistant.message",
+    "gen_ai.tool.message",
+    "gen_ai.choice",
+)
+LOG_EVENTS = (LOG_EVENT_EVALUATION, LOG_EVENT_DETAILS, *LOG_EVENT_MESSAGES)
 
 
 def _pylist(col: Any) -> list[Any]:
@@ -199,7 +231,8 @@ def _pylist(col: Any) -> list[Any]:
     n = len(col)
     if n and col.null_count == n:
         return [None] * n
-    if n and col.null_count == 0 and not pa.types.is_floating(col.type):  # -0.0 == 0.0: floats convert
+    nested = pa.types.is_list(col.type) or pa.types.is_map(col.type)
+    if n and col.null_count == 0 and not nested and not pa.types.is_floating(col.type):  # -0.0 == 0.0
         mm = pc.min_max(col)
         first = mm["min"].as_py()
         if first == mm["max"].as_py():
@@ -215,6 +248,12 @@ class SpanColumns:
     segments: list[tuple[str, int, int]]  # (rollout id, first row, end row)
     table: Any = None  # the same small columns as an Arrow table (sorted), for the chunk-wide fast path
     arrays: dict[str, Any] | None = None  # the parsed Arrow columns (``ARROW_COLUMNS``, read order)
+    adopted: dict[str, str] = field(default_factory=dict)  # trace id -> rollout its id-less spans joined
+
+    def trace_ids(self) -> list[str]:
+        if self.table is None or not self.num_rows:
+            return []
+        return [str(t) for t in self.table.column("trace").unique().to_pylist()]
 
     @property
     def num_rows(self) -> int:
@@ -256,6 +295,39 @@ class PostedReward:
     target_span_id: str
     source: str
     timestamp_ns: int
+    posted_for: str = ""  # the id it was posted with when that was a trace or session id
+
+
+@dataclass
+class LogEvent:
+    """One GenAI log record attached to a span: its event name, attributes and body (text)."""
+
+    name: str
+    timestamp_ns: int
+    attributes: dict[str, str]
+    body: str
+
+
+def rollout_aliases(
+    cols: dict[str, list[Any]],
+    segments: list[tuple[str, int, int]],
+    sessions: list[tuple[str, str, int]] | None = None,
+) -> dict[str, str]:
+    """Trace and session ids -> the rollout they name, for rewards posted by those ids.
+
+    A trace id belongs to the rollout holding the trace's earliest span; a session id (``sessions``:
+    ``(session id, rollout id, earliest start)``) to the rollout holding the earliest span that carries it:
+    one id, one rollout, so a reward is never counted twice.
+    """
+    first: dict[str, tuple[int, str]] = {}
+    trace, start = cols["trace"], cols["start"]
+    found = [(trace[i], rid, start[i]) for rid, a, b in segments for i in range(a, b)]
+    for alias, rid, ts in [*found, *(sessions or ())]:
+        if alias and alias != rid:
+            seen = first.get(alias)
+            if seen is None or ts < seen[0]:
+                first[alias] = (ts, rid)
+    return {alias: rid for alias, (_, rid) in first.items()}
 
 
 #: ``FINAL`` without merging across partitions: the spans table is partitioned by day of ``Timestamp``
@@ -275,6 +347,42 @@ class SpanReader:
         self.spans = f"{database}.{ddl.SPANS_TABLE}"
         self.rewards = f"{database}.{ddl.REWARDS_TABLE}"
         self.watermarks = f"{database}.{ddl.WATERMARKS_TABLE}"
+        self.logs = f"{database}.{ddl.LOGS_TABLE}"
+        self._has_trace: bool | None = None
+        self._has_logs: bool | None = None
+        self._session_ids: list[str] | None = None
+
+    # -- identity ------------------------------------------------------------------
+    @property
+    def has_trace_rollouts(self) -> bool:
+        """Whether any span has no rollout id of its own (its rollout is its trace, or the one rollout
+        its trace belongs to); when none does, the adoption queries are skipped."""
+        if self._has_trace is None:
+            rows = self.client.query(
+                f"SELECT count() FROM (SELECT 1 FROM {self.spans} WHERE RolloutSource = 'trace' LIMIT 1)"
+            ).result_rows
+            self._has_trace = bool(rows and rows[0][0])
+        return self._has_trace
+
+    @property
+    def owned_traces_sql(self) -> str:
+        """SQL: trace ids that belong to exactly one explicit or session rollout (their id-less spans join it)."""
+        return (
+            f"(SELECT TraceId FROM {self.spans} WHERE RolloutSource != 'trace' AND RolloutId != ''"
+            " GROUP BY TraceId HAVING uniqExact(RolloutId) = 1)"
+        )
+
+    def adopted(self, rollout_ids: list[str]) -> dict[str, str]:
+        """Trace id -> rollout id, for the traces of ``rollout_ids`` whose id-less spans join that rollout."""
+        if not self.has_trace_rollouts:
+            return {}
+        sql = (
+            f"SELECT TraceId, any(RolloutId) FROM {self.spans} WHERE TraceId IN"
+            f" (SELECT TraceId FROM {self.spans} WHERE RolloutId IN {_qlist(rollout_ids)})"
+            " AND RolloutSource != 'trace' AND RolloutId != '' GROUP BY TraceId HAVING uniqExact(RolloutId) = 1"
+        )
+        wanted = set(rollout_ids)
+        return {str(t): str(r) for t, r in self.client.query(sql).result_rows if r in wanted}
 
     # -- watermark ---------------------------------------------------------------
     def read_watermark(self) -> datetime | None:
@@ -307,6 +415,11 @@ class SpanReader:
         s = self.sel
         where = ["RolloutId != ''"]
         having: list[str] = []
+        if set(s.rollout_sources) != {"explicit", "session", "trace"}:
+            where.append(f"RolloutSource IN {_qlist(list(s.rollout_sources))}")
+        trace = self.has_trace_rollouts
+        if trace and "trace" in s.rollout_sources:  # id-less spans of a trace that has its rollout join it
+            where.append(f"NOT (RolloutSource = 'trace' AND TraceId IN {self.owned_traces_sql})")
         if s.rollout_ids is not None:
             where.append(f"RolloutId IN {_qlist(s.rollout_ids)}")
         if s.task_ids is not None:
@@ -320,15 +433,31 @@ class SpanReader:
         if s.agent_name:
             having.append(f"countIf(AgentName = {q(s.agent_name)}) > 0")
         if s.finished_only:
+            ended = ""
+            if trace:  # the trace's root span may be an id-less span (an episode span around a session)
+                ended = (
+                    f" OR countIf(TraceId IN (SELECT TraceId FROM {self.spans}"
+                    " WHERE ParentSpanId = '' AND RolloutSource = 'trace')) > 0"
+                )
             having.append(
                 "(countIf(ParentSpanId = '') > 0 OR countIf(RewardValue IS NOT NULL) > 0"
-                f" OR RolloutId IN (SELECT RolloutId FROM {self.rewards} FINAL))"
+                f" OR RolloutId IN (SELECT RolloutId FROM {self.rewards} FINAL)"
+                f" OR countIf(TraceId IN (SELECT RolloutId FROM {self.rewards} FINAL)) > 0{ended})"
             )
         if s.incremental and watermark is not None:
             wm = f"toDateTime64({q(watermark.isoformat(sep=' '))}, 6)"
+            new_rewards = f"(SELECT RolloutId FROM {self.rewards} WHERE IngestedAt > {wm})"
+            by_trace = ""
+            if trace:  # rewards posted by trace id, and new id-less spans of an adopted trace
+                by_trace = (
+                    f" UNION DISTINCT SELECT RolloutId FROM {self.spans} WHERE TraceId IN {new_rewards}"
+                    f" UNION DISTINCT SELECT RolloutId FROM {self.spans} WHERE RolloutSource != 'trace'"
+                    f" AND TraceId IN (SELECT TraceId FROM {self.spans} WHERE IngestedAt > {wm}"
+                    " AND RolloutSource = 'trace')"
+                )
             changed = (
                 f"(SELECT RolloutId FROM {self.spans} WHERE IngestedAt > {wm}"
-                f" UNION DISTINCT SELECT RolloutId FROM {self.rewards} WHERE IngestedAt > {wm})"
+                f" UNION DISTINCT SELECT RolloutId FROM {new_rewards}{by_trace})"
             )
             if self.group_by_task:
                 # GRPO and DPO need the whole task group: a new rollout re-converts its task's rollouts.
@@ -392,12 +521,23 @@ class SpanReader:
     def fetch_spans(self, rollout_ids: list[str]) -> SpanColumns:
         import pyarrow.compute as pc
 
-        select = ", ".join(f"{expr} AS {alias}" for alias, expr in SPAN_SELECT)
+        adopted = self.adopted(rollout_ids)
+        exprs = list(SPAN_SELECT)
+        ids = list(rollout_ids)
+        if adopted:  # id-less spans of a trace that belongs to one rollout are that rollout's spans
+            traces = list(adopted)
+            exprs[0] = (
+                "rid",
+                f"if(RolloutSource = 'trace', transform(RolloutId, {_qarray(traces)},"
+                f" {_qarray([adopted[t] for t in traces])}, RolloutId), RolloutId)",
+            )
+            ids += traces
+        select = ", ".join(f"{expr} AS {alias}" for alias, expr in exprs)
         withs = ", ".join(f"{expr} AS {alias}" for alias, expr in SPAN_WITH)
         # No ORDER BY: sorting in ClickHouse moves every message and token-id array; here only the small
         # columns are permuted, and the parsed arrays stay in read order (``row`` maps a sorted row to them).
         sql = (
-            f"WITH {withs} SELECT {select} FROM {self.spans} FINAL WHERE RolloutId IN {_qlist(rollout_ids)}"
+            f"WITH {withs} SELECT {select} FROM {self.spans} FINAL WHERE RolloutId IN {_qlist(ids)}"
             f" SETTINGS {FINAL_SETTINGS}"
         )
         table = self.client.query_arrow(sql)
@@ -423,21 +563,147 @@ class SpanReader:
         ends = [*firsts[1:], n]
         names = rid.take(firsts).to_pylist() if firsts else []
         segments = list(zip(names, firsts, ends, strict=True))
-        return SpanColumns(cols=cols, segments=segments, table=light, arrays=arrays)
+        return SpanColumns(cols=cols, segments=segments, table=light, arrays=arrays, adopted=adopted)
 
-    def fetch_posted_rewards(self, rollout_ids: list[str]) -> dict[str, list[PostedReward]]:
+    def fetch_posted_rewards(
+        self, rollout_ids: list[str], spans: SpanColumns | None = None
+    ) -> dict[str, list[PostedReward]]:
+        """Posted rewards of ``rollout_ids``: those posted by rollout id, and, given the chunk's ``spans``,
+        those posted by the trace or session id of one of its spans (see :func:`rollout_aliases`)."""
+        wanted = set(rollout_ids)
+        cond = f"RolloutId IN {_qlist(rollout_ids)}"
+        chunk = f"RolloutId IN {_qlist(rollout_ids + list(spans.adopted))}" if spans is not None else ""
+        session_ids = self.session_reward_ids() if spans is not None and spans.num_rows else []
+        if spans is not None and spans.num_rows:
+            cond += f" OR RolloutId IN (SELECT TraceId FROM {self.spans} WHERE {chunk})"
+        sessions: list[tuple[str, str, int]] = []
+        if session_ids:  # rewards posted by session id exist: which name this chunk's spans
+            s_sql = ddl.SESSION_ID_SQL
+            sessions = [
+                (str(sid), str(rid), int(ts))
+                for sid, rid, ts in self.client.query(
+                    f"SELECT {s_sql} AS s, RolloutId, min(toUnixTimestamp64Nano(Timestamp)) FROM {self.spans}"
+                    f" WHERE {chunk} AND s IN {_qlist(session_ids)} GROUP BY s, RolloutId"
+                ).result_rows
+            ]
+            if sessions:
+                cond += f" OR RolloutId IN {_qlist(sorted({s for s, _, _ in sessions}))}"
         sql = (
             f"SELECT RolloutId, Name, Value, Step, TargetSpanId, Source, toUnixTimestamp64Nano(Timestamp)"
-            f" FROM {self.rewards} FINAL WHERE RolloutId IN {_qlist(rollout_ids)} ORDER BY Timestamp, RewardId"
+            f" FROM {self.rewards} FINAL WHERE {cond} ORDER BY Timestamp, RewardId"
         )
+        result = self.client.query(sql).result_rows
+        aliases: dict[str, str] = {}
+        if spans is not None and any(r[0] not in wanted for r in result):
+            aliases = rollout_aliases(spans.cols, spans.segments, sessions)
         out: dict[str, list[PostedReward]] = {}
-        for rid, name, value, step, target, source, ts in self.client.query(sql).result_rows:
-            out.setdefault(rid, []).append(
+        for rid, name, value, step, target, source, ts in result:
+            owner = rid if rid in wanted else aliases.get(rid, "")
+            if not owner:
+                continue
+            out.setdefault(owner, []).append(
                 PostedReward(
-                    rid, name or A.REWARD_DEFAULT_NAME, float(value), int(step), target, source, int(ts)
+                    owner,
+                    name or A.REWARD_DEFAULT_NAME,
+                    float(value),
+                    int(step),
+                    target,
+                    source,
+                    int(ts),
+                    posted_for="" if owner == rid else rid,
                 )
             )
         return out
 
+    def session_reward_ids(self) -> list[str]:
+        """Ids of rewards posted by session id that name no rollout directly (read once per reader: a
+        handful, so the per-chunk session lookup runs only when there are any)."""
+        if self._session_ids is None:
+            target = q(A.REWARD_TARGET)
+            self._session_ids = [
+                str(r[0])
+                for r in self.client.query(
+                    f"SELECT DISTINCT RolloutId FROM {self.rewards} WHERE Attributes[{target}] = 'session'"
+                    f" AND RolloutId NOT IN (SELECT RolloutId FROM {self.spans})"
+                ).result_rows
+            ]
+        return self._session_ids
 
-__all__ = ["PostedReward", "SPAN_SELECT", "SpanColumns", "SpanReader", "q"]
+    # -- logs ------------------------------------------------------------------------
+    @property
+    def has_logs(self) -> bool:
+        if self._has_logs is None:
+            self._has_logs = str(self.client.command(f"EXISTS TABLE {self.logs}")).strip() == "1"
+        return self._has_logs
+
+    def fetch_logs(self, trace_ids: list[str]) -> dict[str, list[LogEvent]]:
+        """GenAI log events of these traces, by span id, in time order (duplicates of a replayed export once)."""
+        if not trace_ids or not self.has_logs:
+            return {}
+        ev = f"if(EventName != '', EventName, LogAttributes[{q('event.name')}])"
+        sql = (
+            f"SELECT SpanId, {ev} AS ev, toUnixTimestamp64Nano(Timestamp), LogAttributes, Body FROM {self.logs}"
+            f" WHERE TraceId IN {_qlist(trace_ids)} AND SpanId != '' AND ev IN {_qlist(list(LOG_EVENTS))}"
+            " ORDER BY Timestamp"
+        )
+        out: dict[str, list[LogEvent]] = {}
+        seen: set[tuple[Any, ...]] = set()
+        for sid, name, ts, attrs, body in self.client.query(sql).result_rows:
+            key = (sid, name, ts, body, tuple(sorted(attrs.items())))
+            if key in seen:
+                continue
+            seen.add(key)
+            out.setdefault(sid, []).append(LogEvent(name, int(ts), dict(attrs), body or ""))
+        return out
+
+    # -- what is left out ------------------------------------------------------------
+    def spans_without_rollout(self, watermark: datetime | None) -> dict[str, int]:
+        """Spans of the selection's time window that no converted rollout can hold, by why: ``no_id``
+        (stored before the identity chain, no rollout id) or the rollout source the selection leaves out
+        (an id-less span of a trace that belongs to a rollout is not counted)."""
+        s = self.sel
+        where = ["1"]
+        if s.since is not None:
+            where.append(f"Timestamp >= {_dt(s.since)}")
+        if s.until is not None:
+            where.append(f"Timestamp < {_dt(s.until)}")
+        if s.service:
+            where.append(f"ServiceName = {q(s.service)}")
+        if s.incremental and watermark is not None:
+            where.append(f"IngestedAt > toDateTime64({q(watermark.isoformat(sep=' '))}, 6)")
+        left_out = [src for src in ("explicit", "session", "trace") if src not in s.rollout_sources]
+        cond = ["RolloutId = ''"]
+        if left_out:
+            cond.append(f"RolloutSource IN {_qlist(left_out)}")
+        trace_owned = ""
+        if "trace" in left_out and self.has_trace_rollouts:
+            trace_owned = f" AND NOT (RolloutSource = 'trace' AND TraceId IN {self.owned_traces_sql})"
+        sql = (
+            f"SELECT if(RolloutId = '', 'no_id', RolloutSource) AS why, count() FROM {self.spans}"
+            f" WHERE {' AND '.join(where)} AND ({' OR '.join(cond)}){trace_owned} GROUP BY why"
+        )
+        return {str(w): int(n) for w, n in self.client.query(sql).result_rows}
+
+    def unmatched_rewards(self, limit: int = 5) -> tuple[int, list[str]]:
+        """Posted rewards whose id names no rollout, trace or session in the spans table: (count, examples).
+
+        The rewards table is small: its ids are looked up in the spans table (primary key, then the trace
+        id's bloom index, then sessions of explicit rollouts), never the other way round."""
+        rows = self.client.query(f"SELECT RolloutId FROM {self.rewards} FINAL").result_rows
+        ids = [str(r[0]) for r in rows]
+        left = sorted(set(ids))
+        for sql in (
+            "SELECT DISTINCT RolloutId FROM {spans} WHERE RolloutId IN {ids}",
+            "SELECT DISTINCT TraceId FROM {spans} WHERE TraceId IN {ids}",
+            "SELECT DISTINCT {sess} AS s FROM {spans} WHERE RolloutSource = 'explicit' AND s IN {ids}",
+        ):
+            if not left:
+                break
+            query = sql.format(spans=self.spans, ids=_qlist(left), sess=ddl.SESSION_ID_SQL)
+            found = {str(r[0]) for r in self.client.query(query).result_rows}
+            left = [i for i in left if i not in found]
+        missing = set(left)
+        return sum(1 for i in ids if i in missing), left[:limit]
+
+
+__all__ = ["LogEvent", "PostedReward", "SPAN_SELECT", "SpanColumns", "SpanReader", "q", "rollout_aliases"]

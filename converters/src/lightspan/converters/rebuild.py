@@ -8,23 +8,26 @@ calls made by one sub-agent stay together and a parent's call precedes its child
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from lightspan.schemas import attributes as A
 from lightspan.schemas.conventions import agl_rewards, mapped
 from lightspan.schemas.settings import is_true
 
+from .content import capture_hint
 from .mapping import (
     MappingError,
     foreign_llm,
     foreign_tool,
+    has_text,
     maybe_json,
+    messages_from_logs,
     parse_json_list,
     parse_messages,
     with_system,
 )
 from .model import ArrowRef, GapGraph, LLMCall, Reward, ToolObservation, Trajectory
-from .reader import PostedReward
+from .reader import LogEvent, PostedReward
 
 _LLM_OPS = A.LLM_OPERATIONS
 
@@ -32,16 +35,55 @@ _LLM_OPS = A.LLM_OPERATIONS
 class SkipRollout(Exception):
     """The rollout cannot become training data; ``reason`` is a short counter key, the message says why."""
 
-    def __init__(self, reason: str, detail: str = ""):
+    def __init__(self, reason: str, detail: str = "", skipped_calls: list[tuple[str, str]] | None = None):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+        self.skipped_calls = skipped_calls or []
+
+
+def _duplicate_of(
+    i: int,
+    parent_of: dict[int, int],
+    row_call: dict[int, LLMCall],
+    same_id: Any,
+    start: int,
+    end: int,
+    prompt: Any,
+) -> LLMCall | None:
+    """The call this LLM span records again, if any: its nearest LLM ancestor (a second instrumentation
+    wrapping the same request), or a call with the same response id overlapping it in time. Calls that
+    only share a response id (a server, cache or proxy reusing ids) stay distinct."""
+    j = parent_of.get(i)
+    while j is not None:
+        call = row_call.get(j)
+        if call is not None:
+            if _same_request(call, start, end, prompt):
+                return call
+            break
+        j = parent_of.get(j)
+    for call in same_id:
+        if _same_request(call, start, end, prompt):
+            return call
+    return None
+
+
+def _without_twins(rewards: list[Reward]) -> list[Reward]:
+    """One reward recorded in two forms (lightspan's ``emit_reward`` writes a reward span and the standard
+    evaluation event) counts once: an evaluation equal to a reward span's name, value and target goes."""
+    spans = {(r.name, r.value, r.step, r.span_id) for r in rewards if r.source == "span"}
+    if not spans:
+        return rewards
+    return [
+        r for r in rewards if r.source != "evaluation" or (r.name, r.value, r.step, r.span_id) not in spans
+    ]
 
 
 def _dfs_order(
     cols: dict[str, list[Any]], a: int, b: int
-) -> tuple[list[int], list[str], list[str], list[int], int]:
-    """Span rows in depth-first order, with the agent name, GAP node and GAP level each inherits."""
+) -> tuple[list[int], list[str], list[str], list[int], int, dict[int, int]]:
+    """Span rows in depth-first order, with the agent name, GAP node and GAP level each inherits, and
+    each row's parent row."""
     sid, pid = cols["sid"], cols["pid"]
     by_id: dict[str, int] = {}
     for i in range(a, b):
@@ -94,7 +136,48 @@ def _dfs_order(
         rest = [i for i in range(a, b) if not seen[i - a]]
         missing += len(rest)
         pending = [rest[0]]
-    return order, inh_agent, inh_node, inh_level, missing
+    return order, inh_agent, inh_node, inh_level, missing, parent_of
+
+
+def _texts(prompt: Any) -> tuple[str, ...]:
+    """What identifies a request: the user and system messages' text (instrumentations render tool calls
+    and assistant turns differently, never the user's words)."""
+    msgs = prompt.get() if type(prompt) is ArrowRef else prompt
+    return tuple(m.get("content", "") for m in msgs or () if m.get("role") in ("user", "system"))
+
+
+def _overlap(c: LLMCall, start: int, end: int) -> bool:
+    return c.start_ns <= end and start <= c.end_ns
+
+
+def _same_request(c: LLMCall, start: int, end: int, prompt: Any) -> bool:
+    """One request recorded twice (two instrumentations, a proxy and the client): overlapping in time,
+    with the same prompt (or content on one of them only)."""
+    if not _overlap(c, start, end):
+        return False
+    mine, theirs = _texts(prompt), _texts(c.raw("prompt"))
+    return not mine or not theirs or mine == theirs
+
+
+def _value(value: Any) -> Any:
+    """A field's Python value (an :class:`ArrowRef` read)."""
+    return value.get() if isinstance(value, ArrowRef) else value
+
+
+def _empty(value: Any) -> bool:
+    return not _value(value)
+
+
+#: Which reward wins when several sources give one (name, target): the higher rank, then the later one.
+SOURCE_RANK = {"posted": 3, "span": 2, "evaluation": 1, "agentlightning": 0}
+
+
+def _score(raw: str | None) -> float | None:
+    try:
+        value = float(raw) if raw not in (None, "") else None
+    except ValueError:
+        return None
+    return value if value is not None and value == value and abs(value) != float("inf") else None
 
 
 def _depends(raw: str) -> list[str]:
@@ -174,19 +257,27 @@ def rebuild(
     b: int,
     posted: list[PostedReward] | None = None,
     *,
+    logs: dict[str, list[LogEvent]] | None = None,
     agent_match: re.Pattern[str] | None = None,
     reward_name: str = A.REWARD_DEFAULT_NAME,
     require_reward: bool = True,
 ) -> Trajectory:
-    """The rollout in rows ``[a, b)`` of ``cols`` as a :class:`Trajectory`; raises :class:`SkipRollout`."""
-    order, inh_agent, inh_node, inh_level, missing = _dfs_order(cols, a, b)
+    """The rollout in rows ``[a, b)`` of ``cols`` as a :class:`Trajectory`; raises :class:`SkipRollout`.
+
+    ``logs`` are the GenAI log events of the rollout's spans by span id (message content, evaluations).
+    """
+    order, inh_agent, inh_node, inh_level, missing, parent_of = _dfs_order(cols, a, b)
     traj = Trajectory(rollout_id=rollout_id)
+    logs = logs or {}
+    has_evals = any(cols["evals"][i] for i in range(a, b))
     if missing:
         traj.warnings.append(f"{missing} span(s) with a parent outside the rollout were treated as roots")
     C = cols
     ops, foreign, rval = C["op"], C["foreign"], C["rval"]
-    by_response: dict[str, LLMCall] = {}
+    by_response: dict[str, list[LLMCall]] = {}
     span_to_call: dict[str, LLMCall] = {}
+    row_call: dict[int, LLMCall] = {}  # LLM span row -> its call (for nested duplicates)
+    llm_rows: set[int] = set()
     gap_nodes: dict[str, dict[str, Any]] = {}
     has_gap = False
     traces: dict[str, None] = {}
@@ -238,15 +329,54 @@ def rebuild(
                     prompt, completion = fcall["prompt"], fcall["completion"]
                     model, in_tok, out_tok = fcall["model"], fcall["input_tokens"], fcall["output_tokens"]
                     p_ids, r_ids, lps = fcall["prompt_token_ids"], fcall["completion_token_ids"], None
+                sid_i = C["sid"][i]
+                llm_rows.add(i)
+                events = logs.get(sid_i)
+                if events and (_empty(prompt) or _empty(completion)):  # content sent as log records
+                    log_prompt, log_completion = messages_from_logs(events)
+                    prompt = log_prompt if _empty(prompt) and log_prompt else prompt
+                    completion = log_completion if _empty(completion) and log_completion else completion
                 resp_id = C["resp_id"][i]
-                prior = by_response.get(resp_id) if resp_id else None
+                start_i, end_i = C["start"][i], C["start"][i] + C["dur"][i]
+                prior = _duplicate_of(
+                    i, parent_of, row_call, by_response.get(resp_id, ()), start_i, end_i, prompt
+                )
                 if prior is not None:  # a second span of the same logical call: fill gaps, keep one
                     prior.prompt_token_ids = prior.prompt_token_ids or p_ids
                     prior.completion_token_ids = prior.completion_token_ids or r_ids
                     prior.completion_logprobs = prior.completion_logprobs or lps
-                    prior.completion = prior.completion or completion
-                    span_to_call[C["sid"][i]] = prior
+                    if _empty(prior.raw("prompt")):
+                        prior.prompt = cast(Any, prompt)  # an ArrowRef stays lazy
+                    if _empty(prior.raw("completion")):
+                        prior.completion = cast(Any, completion)
+                    prior.input_tokens = prior.input_tokens or in_tok
+                    prior.output_tokens = prior.output_tokens or out_tok
+                    prior.response_id = prior.response_id or resp_id
+                    prior.model = prior.model or model
+                    span_to_call[sid_i] = prior
+                    row_call[i] = prior
                     continue
+                fast_ok = (
+                    op in _LLM_OPS and C["in_ok"][i] and C["out_ok"][i] and not C["no_io"][i] and not events
+                )
+                if not fast_ok:
+                    p_msgs, c_msgs = _value(prompt), _value(completion)
+                    # An empty reply that has token ids (the model ended its turn at once) is a real
+                    # action RL must see; only a side with neither text nor token ids is missing.
+                    missing_content = [
+                        w
+                        for w, m, ids in (("prompt", p_msgs, p_ids), ("completion", c_msgs, r_ids))
+                        if not has_text(m) and not _value(ids)
+                    ]
+                    if missing_content:
+                        traj.skipped_calls.append(
+                            (
+                                "no_content",
+                                f"span {sid_i} has no {' and no '.join(missing_content)} content; "
+                                + capture_hint(C["scope"][i]),
+                            )
+                        )
+                        continue
                 call = LLMCall.fast(
                     C["sid"][i],
                     trace_c[i],
@@ -270,8 +400,9 @@ def rebuild(
                     call.trainable = agent_match.search(call.agent_name) is not None
                 traj.calls.append(call)
                 span_to_call[call.span_id] = call
+                row_call[i] = call
                 if resp_id:
-                    by_response[resp_id] = call
+                    by_response.setdefault(resp_id, []).append(call)
             elif op == A.OP_EXECUTE_TOOL or (fm and (ftool := foreign_tool(fm)) is not None):
                 if op == A.OP_EXECUTE_TOOL:
                     name, args, result = (
@@ -335,6 +466,35 @@ def rebuild(
                 traj.rewards.append(
                     Reward(value=value, name=name, source="agentlightning", timestamp_ns=C["start"][i])
                 )
+    # gen_ai.evaluation.result, as span events or log records: a judged LLM call gets a step reward,
+    # any other span (the root, an agent) a rollout reward.
+    for i in order:
+        sid_i = C["sid"][i]
+        evals: list[tuple[dict[str, str], int]] = []
+        if has_evals and C["evals"][i]:
+            evals = [(dict(m), t) for m, t in zip(C["evals"][i], C["eval_ts"][i], strict=False)]
+        evals += [
+            (e.attributes, e.timestamp_ns)
+            for e in logs.get(sid_i, ())
+            if e.name == A.GEN_AI_EVALUATION_RESULT
+        ]
+        for attrs, ts in evals:
+            value = _score(attrs.get(A.GEN_AI_EVALUATION_SCORE_VALUE))
+            name = attrs.get(A.GEN_AI_EVALUATION_NAME) or A.REWARD_DEFAULT_NAME
+            if value is None:
+                traj.warnings.append(
+                    f"evaluation {name!r} on span {sid_i} has no numeric {A.GEN_AI_EVALUATION_SCORE_VALUE}"
+                )
+                continue
+            traj.rewards.append(
+                Reward(
+                    value=value,
+                    name=name,
+                    source="evaluation",
+                    span_id=sid_i if i in llm_rows else None,
+                    timestamp_ns=ts or C["start"][i],
+                )
+            )
     for p in posted or ():
         traj.rewards.append(
             Reward(
@@ -353,7 +513,10 @@ def rebuild(
     traj.attempt = max((C["attempt"][i] for i in range(a, b)), default=0)
     root = order[0] if order else a
     traj.service_name = C["svc"][root] if b > a else ""
-    traj.agent_name = next((inh_agent[i - a] for i in order if inh_agent[i - a]), "")
+    # The agent: the first gen_ai.agent.name (or foreign agent name) met, else the root span's name.
+    traj.agent_name = next((inh_agent[i - a] for i in order if inh_agent[i - a]), "") or (
+        C["name"][root] if b > a else ""
+    )
     if has_gap or gap_nodes:
         levels = _levels(gap_nodes)
         traj.gap = GapGraph(
@@ -373,10 +536,14 @@ def rebuild(
             traj.warnings.append(
                 f"reward {r.name!r} targets step {r.step} but the rollout has {len(traj.calls)} calls"
             )
+    traj.rewards = _without_twins(traj.rewards)
     final = [r for r in traj.rewards if r.name == reward_name and r.step is None and r.span_id is None]
-    final.sort(key=lambda r: r.timestamp_ns or 0)
+    final.sort(key=lambda r: (SOURCE_RANK.get(r.source, 0), r.timestamp_ns or 0))
     traj.final_reward = final[-1].value if final else None
     if not traj.calls:
+        if traj.skipped_calls:
+            reason, detail = traj.skipped_calls[0]
+            raise SkipRollout(reason, detail, traj.skipped_calls)
         raise SkipRollout("no_llm_calls", f"rollout {rollout_id} has {b - a} spans and no LLM call")
     if not traj.trainable_calls:
         raise SkipRollout(

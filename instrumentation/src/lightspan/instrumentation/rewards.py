@@ -1,4 +1,6 @@
-"""Rewards: a ``lightspan.reward`` span inside the current rollout.
+"""Rewards: a ``lightspan.reward`` span inside the current rollout, and the GenAI conventions' own
+``gen_ai.evaluation.result`` event on the span it judges (the rollout's span), so tools that read only
+the standard form see it too. The converters count the two forms of one reward once.
 
 Rewards that arrive after the rollout ended go through the collector's API instead.
 """
@@ -7,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import math
+
+from opentelemetry import trace
 
 from lightspan.schemas import attributes as A
 
@@ -54,6 +58,23 @@ def emit_reward(
     if span_id is not None:
         attrs[A.REWARD_SPAN_ID] = span_id.lower()
     get_tracer().start_span(A.SPAN_REWARD, attributes=attrs).end()
+    if step is None and span_id is None:
+        _evaluation_event(name, value)
+
+
+def _evaluation_event(name: str, value: float) -> None:
+    """``gen_ai.evaluation.result`` on the rollout's span (else the current one) while it records.
+
+    Targeted rewards (``step``/``span_id``) judge an LLM call that has ended, so they keep the reward
+    span only.
+    """
+    rollout = current_rollout()
+    span = rollout.span if rollout is not None and rollout.span is not None else trace.get_current_span()
+    if span.is_recording():
+        span.add_event(
+            A.GEN_AI_EVALUATION_RESULT,
+            {A.GEN_AI_EVALUATION_NAME: name, A.GEN_AI_EVALUATION_SCORE_VALUE: value},
+        )
 
 
 def _check_span_id(span_id: object) -> None:

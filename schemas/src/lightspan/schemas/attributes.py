@@ -3,6 +3,9 @@
 Keys follow the OpenTelemetry GenAI semantic conventions (gen_ai.*, v1.37+ names:
 ``gen_ai.provider.name``, ``gen_ai.input.messages`` ...); lightspan adds ``lightspan.*`` keys only
 where the conventions say nothing (rollouts, rewards, token ids for RL, GAP graphs).
+The conventions' names are spelled here as plain strings, so this module stays dependency-free;
+``tests/instrumentation/test_semconv_names.py`` checks each against the official
+``opentelemetry-semantic-conventions`` package (its incubating ``gen_ai`` module), so none can drift.
 Foreign keys (OpenInference, OpenLLMetry, Agent Lightning, older GenAI) are listed so the
 collector can map them onto the contract; see ``docs/attributes.md``.
 """
@@ -77,6 +80,19 @@ GEN_AI_EVALUATION_RESULT = "gen_ai.evaluation.result"
 GEN_AI_EVALUATION_NAME = "gen_ai.evaluation.name"
 GEN_AI_EVALUATION_SCORE_VALUE = "gen_ai.evaluation.score.value"
 
+#: Set (true) on a streamed call (the conventions' key; lightspan.llm.streaming is kept beside it).
+GEN_AI_REQUEST_STREAM = "gen_ai.request.stream"
+#: Cached input tokens (already counted in gen_ai.usage.input_tokens, as the conventions ask).
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
+GEN_AI_USAGE_CACHE_CREATION_INPUT_TOKENS = "gen_ai.usage.cache_creation.input_tokens"
+
+#: GenAI client metrics (histograms) and the token-type attribute of the usage one, with its values.
+GEN_AI_CLIENT_OPERATION_DURATION = "gen_ai.client.operation.duration"
+GEN_AI_CLIENT_TOKEN_USAGE = "gen_ai.client.token.usage"
+GEN_AI_TOKEN_TYPE = "gen_ai.token.type"
+TOKEN_TYPE_INPUT = "input"
+TOKEN_TYPE_OUTPUT = "output"
+
 ERROR_TYPE = "error.type"
 SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
@@ -118,6 +134,8 @@ REWARD_STEP = "lightspan.reward.step"
 #: Optional: the span id (hex) of the LLM call the reward targets.
 REWARD_SPAN_ID = "lightspan.reward.span_id"
 REWARD_DEFAULT_NAME = "primary"
+#: On a posted reward (rewards table ``Attributes``): which id named its rollout: rollout, session or trace.
+REWARD_TARGET = "lightspan.reward.target"
 
 # GAP planner.
 GAP_GRAPH = "lightspan.gap.graph"
@@ -187,6 +205,17 @@ OI_TOOL_NAME = "tool.name"
 OI_TOOL_PARAMETERS = "tool.parameters"
 OI_SESSION_ID = "session.id"
 OI_AGENT_NAME = "agent.name"
+#: JSON object of free-form keys (``using_metadata``); lightspan reads ``rollout_id``, ``task_id``, ``attempt``.
+OI_METADATA = "metadata"
+OI_TOOL_CALL_ID = "tool_call.id"
+OI_TOOL_CALL_FUNCTION_NAME = "tool_call.function.name"
+OI_TOOL_CALL_FUNCTION_ARGUMENTS = "tool_call.function.arguments"
+#: Inside ``llm.output_messages.{i}.``: ``message.tool_calls.{j}.tool_call.function.name`` / ``.arguments`` / ``.id``.
+OI_MESSAGE_TOOL_CALLS_PREFIX = "message.tool_calls."
+OI_MESSAGE_TOOL_CALL_ID = "message.tool_call_id"
+
+# OpenLLMetry association properties (``Traceloop.set_association_properties({...})``): one key each.
+TRACELOOP_ASSOCIATION_PREFIX = "traceloop.association.properties."
 
 # Agent Lightning.
 AGL_ROLLOUT_ID = "agentlightning.rollout_id"

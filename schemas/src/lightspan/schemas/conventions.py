@@ -89,23 +89,95 @@ def indexed_groups(attrs: dict[str, str], prefix: str) -> dict[int, dict[str, st
     return groups
 
 
+#: Where each convention keeps a message's tool calls and a tool message's call id, inside one indexed
+#: message group: (tool-calls prefix, {part field: key inside one call}, tool-call-id key).
+_OI_TOOL_FIELDS = (
+    A.OI_MESSAGE_TOOL_CALLS_PREFIX,
+    {"id": "tool_call.id", "name": "tool_call.function.name", "arguments": "tool_call.function.arguments"},
+    A.OI_MESSAGE_TOOL_CALL_ID,
+)
+_OPENLLMETRY_TOOL_FIELDS = (
+    "tool_calls.",
+    {"id": "id", "name": "name", "arguments": "arguments"},
+    "tool_call_id",
+)
+
+
+def _tool_call_parts(group: dict[str, str], fields: tuple[str, dict[str, str], str]) -> list[dict[str, Any]]:
+    """GenAI semconv ``tool_call`` parts from one message group's indexed tool-call keys."""
+    prefix, names, _ = fields
+    parts = []
+    calls = indexed_groups(group, prefix)
+    for j in sorted(calls):
+        c = calls[j]
+        if not c.get(names["name"]):
+            continue
+        part: dict[str, Any] = {"type": "tool_call", "name": c[names["name"]]}
+        if c.get(names["id"]):
+            part["id"] = c[names["id"]]
+        raw = c.get(names["arguments"])
+        if raw:
+            try:
+                part["arguments"] = json.loads(raw)
+            except ValueError:
+                part["arguments"] = raw
+        parts.append(part)
+    return parts
+
+
 def _indexed_messages(
-    attrs: dict[str, str], prefix: str, role_key: str, content_key: str, default_role: str
+    attrs: dict[str, str],
+    prefix: str,
+    role_key: str,
+    content_key: str,
+    default_role: str,
+    tool_fields: tuple[str, dict[str, str], str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Indexed role/content pairs as GenAI semconv messages, in numeric index order."""
+    """Indexed role/content pairs (and tool calls) as GenAI semconv messages, in numeric index order."""
     groups = indexed_groups(attrs, prefix)
     messages = []
     for i in sorted(groups):
         g = groups[i]
-        if role_key not in g and content_key not in g:
+        calls = _tool_call_parts(g, tool_fields) if tool_fields else []
+        if role_key not in g and content_key not in g and not calls:
             continue
         msg: dict[str, Any] = {"role": g.get(role_key) or default_role, "parts": []}
-        if g.get(content_key):
+        call_id = g.get(tool_fields[2]) if tool_fields else None
+        if call_id and msg["role"] == "tool":  # a tool's result answering one call
+            msg["parts"].append(
+                {"type": "tool_call_response", "id": call_id, "response": g.get(content_key, "")}
+            )
+        elif g.get(content_key):
             msg["parts"].append({"type": "text", "content": g[content_key]})
+        msg["parts"].extend(calls)
         if g.get("finish_reason"):
             msg["finish_reason"] = g["finish_reason"]
         messages.append(msg)
     return messages
+
+
+def _tool_call_id(raw: str) -> str:
+    obj = _json_object(raw)
+    data = obj.get("data", obj) if obj is not None else None
+    value = data.get("tool_call_id") if isinstance(data, dict) else None
+    return value if isinstance(value, str) else ""
+
+
+def _tool_result(raw: str) -> str:
+    """A tool span's result: OpenInference frameworks serialize the whole tool message (LangChain's
+    ``{"type": "tool", "data": {"content": ...}}``, or ``{"content": ...}``); the observation is its content."""
+    obj = _json_object(raw)
+    if obj is None:
+        return raw
+    data = obj.get("data") if obj.get("type") == "tool" and isinstance(obj.get("data"), dict) else obj
+    if (
+        isinstance(data, dict)
+        and "content" in data
+        and ("tool_call_id" in data or data.get("type") == "tool")
+    ):
+        content = data["content"]
+        return content if isinstance(content, str) else _dumps(content)
+    return raw
 
 
 def _text_message(role: str, content: str) -> str:
@@ -123,7 +195,9 @@ def _map_openllmetry(a: dict[str, str]) -> None:
     op = op or _TRACELOOP_KIND_TO_OP.get(kind)
     prompt = None
     if A.GEN_AI_INPUT_MESSAGES not in a or (not op and A.OLD_GEN_AI_SYSTEM in a):
-        prompt = _indexed_messages(a, A.OPENLLMETRY_PROMPT_PREFIX, "role", "content", "user")
+        prompt = _indexed_messages(
+            a, A.OPENLLMETRY_PROMPT_PREFIX, "role", "content", "user", _OPENLLMETRY_TOOL_FIELDS
+        )
     if not op and prompt and A.OLD_GEN_AI_SYSTEM in a:  # an LLM call that did not say which kind
         op = A.OP_CHAT
     if op:
@@ -131,7 +205,9 @@ def _map_openllmetry(a: dict[str, str]) -> None:
     if A.GEN_AI_INPUT_MESSAGES not in a and prompt:
         a[A.GEN_AI_INPUT_MESSAGES] = _dumps(prompt)
     if A.GEN_AI_OUTPUT_MESSAGES not in a:
-        msgs = _indexed_messages(a, A.OPENLLMETRY_COMPLETION_PREFIX, "role", "content", "assistant")
+        msgs = _indexed_messages(
+            a, A.OPENLLMETRY_COMPLETION_PREFIX, "role", "content", "assistant", _OPENLLMETRY_TOOL_FIELDS
+        )
         for m in msgs:  # completions are the model's, whatever role the instrumentation wrote
             if m["role"] == "user":
                 m["role"] = "assistant"
@@ -160,7 +236,7 @@ def _map_openinference(a: dict[str, str]) -> None:
         a.setdefault(A.GEN_AI_PROVIDER_NAME, provider)
     for key, prefix, role, raw_key in _OI_MESSAGES:
         if key not in a:
-            msgs = _indexed_messages(a, prefix, "message.role", "message.content", role)
+            msgs = _indexed_messages(a, prefix, "message.role", "message.content", role, _OI_TOOL_FIELDS)
             if msgs:
                 a[key] = _dumps(msgs)
             elif kind == "LLM" and a.get(raw_key):  # no structured messages: the raw value is the message
@@ -168,11 +244,16 @@ def _map_openinference(a: dict[str, str]) -> None:
     if kind == "TOOL":
         if A.OI_TOOL_NAME in a:
             a.setdefault(A.GEN_AI_TOOL_NAME, a[A.OI_TOOL_NAME])
-        args = a.get(A.OI_TOOL_PARAMETERS) or a.get(A.OI_INPUT_VALUE)
+        # The call's arguments: tool_call.function.arguments, else the span's input (``tool.parameters``
+        # is the tool's JSON schema, not what it was called with).
+        args = a.get(A.OI_TOOL_CALL_FUNCTION_ARGUMENTS) or a.get(A.OI_INPUT_VALUE)
         if args:
             a.setdefault(A.GEN_AI_TOOL_CALL_ARGUMENTS, args)
         if A.OI_OUTPUT_VALUE in a:
-            a.setdefault(A.GEN_AI_TOOL_CALL_RESULT, a[A.OI_OUTPUT_VALUE])
+            a.setdefault(A.GEN_AI_TOOL_CALL_RESULT, _tool_result(a[A.OI_OUTPUT_VALUE]))
+        call_id = a.get(A.OI_TOOL_CALL_ID) or _tool_call_id(a.get(A.OI_OUTPUT_VALUE, ""))
+        if call_id:
+            a.setdefault(A.GEN_AI_TOOL_CALL_ID, call_id)
     _copy(a, _OI_NAME_COPIES)
 
 
@@ -275,4 +356,112 @@ def _json_object(raw: str) -> dict | None:
     return obj if isinstance(obj, dict) else None
 
 
-__all__ = ["AGL_REWARD_SPANS", "TRIGGERS", "agl_rewards", "indexed_groups", "map_conventions", "mapped"]
+# ---------------------------------------------------------------------------
+# Rollout identity: which rollout, task, attempt and agent a span belongs to, for spans from any
+# instrumentation. ``lightspan.schemas.ddl`` renders the same chains as the spans table's DEFAULT
+# expressions (so rows of every writer get them); these functions are the Python twin (same answers).
+# ---------------------------------------------------------------------------
+_TL = A.TRACELOOP_ASSOCIATION_PREFIX
+#: Rollout id sources, in order; the first non-empty attribute wins. OpenInference ``metadata`` JSON
+#: keys (:data:`METADATA_KEYS`) come after each source's attributes.
+ROLLOUT_EXPLICIT_KEYS = (A.ROLLOUT_ID, A.AGL_ROLLOUT_ID, _TL + "rollout_id")
+ROLLOUT_SESSION_KEYS = (
+    A.OI_SESSION_ID,
+    A.GEN_AI_CONVERSATION_ID,
+    _TL + "session_id",
+    _TL + "conversation_id",
+    _TL + "thread_id",
+    _TL + "chat_id",
+)
+TASK_ID_KEYS = (A.TASK_ID, _TL + "task_id")
+ATTEMPT_KEYS = (A.ATTEMPT, A.AGL_ATTEMPT_ID, _TL + "attempt")
+AGENT_NAME_KEYS = (A.GEN_AI_AGENT_NAME, A.OI_AGENT_NAME)
+#: OpenLLMetry span kinds whose ``traceloop.entity.name`` is an agent's name.
+TRACELOOP_AGENT_KINDS = ("agent", "workflow")
+#: Keys read from OpenInference's ``metadata`` JSON object, per field.
+METADATA_KEYS = {"explicit": "rollout_id", "session": "session_id", "task": "task_id", "attempt": "attempt"}
+#: Values of :func:`rollout_source`, in the order the chain tries them.
+ROLLOUT_SOURCES = ("explicit", "session", "trace")
+
+
+def _metadata(attrs: dict[str, str], key: str) -> str:
+    """A scalar of the OpenInference ``metadata`` JSON as text (strings as they are, numbers as JSON)."""
+    raw = attrs.get(A.OI_METADATA, "")
+    obj = _json_object(raw) if raw else None
+    if obj is None:
+        return ""
+    value = obj.get(key)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        return json.dumps(value)
+    return ""
+
+
+def _first_of(attrs: dict[str, str], keys: tuple[str, ...], metadata_key: str | None = None) -> str:
+    for key in keys:
+        value = attrs.get(key)
+        if value:
+            return value
+    return _metadata(attrs, metadata_key) if metadata_key else ""
+
+
+def rollout_identity(attrs: dict[str, str], trace_id: str) -> tuple[str, str]:
+    """``(rollout id, source)`` of a span: an explicit rollout id, else a session or conversation id,
+    else the trace id; ``source`` is ``"explicit"``, ``"session"`` or ``"trace"``."""
+    rid = _first_of(attrs, ROLLOUT_EXPLICIT_KEYS, METADATA_KEYS["explicit"])
+    if rid:
+        return rid, "explicit"
+    rid = _first_of(attrs, ROLLOUT_SESSION_KEYS, METADATA_KEYS["session"])
+    if rid:
+        return rid, "session"
+    return trace_id, "trace"
+
+
+def rollout_source(attrs: dict[str, str]) -> str:
+    """Where a span's rollout id comes from: ``"explicit"``, ``"session"`` or ``"trace"`` (no id of its own)."""
+    return rollout_identity(attrs, "")[1]
+
+
+def task_id_of(attrs: dict[str, str]) -> str:
+    """The span's task id (``lightspan.task.id``, a traceloop association property, ``metadata.task_id``)."""
+    return _first_of(attrs, TASK_ID_KEYS, METADATA_KEYS["task"])
+
+
+def attempt_of(attrs: dict[str, str]) -> int:
+    """The span's attempt number (0 when absent or not a non-negative integer)."""
+    raw = _first_of(attrs, ATTEMPT_KEYS, METADATA_KEYS["attempt"])
+    return int(raw) if raw.isdigit() and len(raw) <= 9 else 0
+
+
+def agent_name_of(attrs: dict[str, str]) -> str:
+    """``gen_ai.agent.name``, OpenInference ``agent.name``, or an OpenLLMetry agent/workflow entity name."""
+    name = _first_of(attrs, AGENT_NAME_KEYS)
+    if name:
+        return name
+    if attrs.get(A.OPENLLMETRY_SPAN_KIND) in TRACELOOP_AGENT_KINDS:
+        return attrs.get(A.OPENLLMETRY_ENTITY_NAME, "")
+    return ""
+
+
+__all__ = [
+    "AGENT_NAME_KEYS",
+    "AGL_REWARD_SPANS",
+    "ATTEMPT_KEYS",
+    "METADATA_KEYS",
+    "ROLLOUT_EXPLICIT_KEYS",
+    "ROLLOUT_SESSION_KEYS",
+    "ROLLOUT_SOURCES",
+    "TASK_ID_KEYS",
+    "TRACELOOP_AGENT_KINDS",
+    "TRIGGERS",
+    "agent_name_of",
+    "agl_rewards",
+    "attempt_of",
+    "indexed_groups",
+    "map_conventions",
+    "mapped",
+    "rollout_identity",
+    "rollout_source",
+    "task_id_of",
+]

@@ -20,11 +20,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import attributes as A
+from . import conventions
 
 SPANS_TABLE = "otel_traces"
 REWARDS_TABLE = "lightspan_rewards"
 WATERMARKS_TABLE = "lightspan_watermarks"
+LOGS_TABLE = "otel_logs"
 MIGRATIONS_TABLE = "lightspan_schema_migrations"
+POLICY_VERSIONS_TABLE = "lightspan_policy_versions"
 
 #: Columns of the OpenTelemetry Collector's otel_traces table, name -> type, in its order.
 OTEL_TRACES_COLUMNS: dict[str, str] = {
@@ -65,13 +68,46 @@ def _first(*keys: str) -> str:
     return expr
 
 
+def _metadata(key: str) -> str:
+    """SQL: a scalar of OpenInference's ``metadata`` JSON as text (as ``conventions._metadata``)."""
+    m, k = _attr(A.OI_METADATA), f"'{key}'"
+    return (
+        f"multiIf(JSONType({m}, {k}) = 'String', JSONExtractString({m}, {k}),"
+        f" JSONType({m}, {k}) IN ('Int64', 'UInt64', 'Double', 'Bool'), JSONExtractRaw({m}, {k}), '')"
+    )
+
+
+def _chain(keys: tuple[str, ...], metadata_key: str | None, last: str) -> str:
+    """SQL: the first non-empty of ``keys``, then the metadata key, else ``last``."""
+    args = [f"{_attr(k)} != '', {_attr(k)}" for k in keys]
+    if metadata_key:
+        args.append(f"{_metadata(metadata_key)} != '', {_metadata(metadata_key)}")
+    return f"multiIf({', '.join(args)}, {last})"
+
+
+_MK = conventions.METADATA_KEYS
+_SESSION = _chain(conventions.ROLLOUT_SESSION_KEYS, _MK["session"], "''")
+_EXPLICIT = _chain(conventions.ROLLOUT_EXPLICIT_KEYS, _MK["explicit"], "''")
+_ATTEMPT = _chain(conventions.ATTEMPT_KEYS, _MK["attempt"], "''")
+_AGENT = _chain(
+    conventions.AGENT_NAME_KEYS,
+    None,
+    f"if({_attr(A.OPENLLMETRY_SPAN_KIND)} IN {tuple(conventions.TRACELOOP_AGENT_KINDS)!r},"
+    f" {_attr(A.OPENLLMETRY_ENTITY_NAME)}, '')",
+)
+
+#: SQL over ``SpanAttributes``: the span's session or conversation id ('' when none), as in the chain.
+SESSION_ID_SQL = _SESSION
+
 #: lightspan's RL columns: name -> (type, DEFAULT expression over SpanAttributes).
+#: Rollout identity follows ``conventions.rollout_identity``: an explicit rollout id, else a session or
+#: conversation id, else the trace id (``RolloutSource`` says which); docs/converters.md has the chain.
 LIGHTSPAN_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
-    "RolloutId": ("String", _first(A.ROLLOUT_ID, A.AGL_ROLLOUT_ID)),
-    "TaskId": ("String", _attr(A.TASK_ID)),
-    "Attempt": ("UInt32", f"toUInt32OrZero({_first(A.ATTEMPT, A.AGL_ATTEMPT_ID)})"),
+    "RolloutId": ("String", f"if({_EXPLICIT} != '', {_EXPLICIT}, if({_SESSION} != '', {_SESSION}, TraceId))"),
+    "TaskId": ("String", _chain(conventions.TASK_ID_KEYS, _MK["task"], "''")),
+    "Attempt": ("UInt32", f"toUInt32OrZero({_ATTEMPT})"),
     "Operation": ("LowCardinality(String)", _attr(A.GEN_AI_OPERATION_NAME)),
-    "AgentName": ("LowCardinality(String)", _attr(A.GEN_AI_AGENT_NAME)),
+    "AgentName": ("LowCardinality(String)", _AGENT),
     "ProviderName": ("LowCardinality(String)", _first(A.GEN_AI_PROVIDER_NAME, A.OLD_GEN_AI_SYSTEM)),
     "RequestModel": ("LowCardinality(String)", _attr(A.GEN_AI_REQUEST_MODEL)),
     "ResponseModel": ("LowCardinality(String)", _attr(A.GEN_AI_RESPONSE_MODEL)),
@@ -95,7 +131,13 @@ LIGHTSPAN_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
     "GapLevel": ("Int32", f"ifNull(toInt32OrNull({_attr(A.GAP_LEVEL)}), -1)"),
     "GapNodeId": ("String", _attr(A.GAP_NODE_ID)),
     "IngestedAt": ("DateTime64(6)", "now64(6)"),
+    "RolloutSource": (
+        "LowCardinality(String)",
+        f"if({_EXPLICIT} != '', 'explicit', if({_SESSION} != '', 'session', 'trace'))",
+    ),
 }
+#: The columns migration 6 gave their rollout-identity DEFAULTs (the fallback chain).
+ROLLOUT_IDENTITY_COLUMNS = ("RolloutId", "TaskId", "Attempt", "AgentName", "RolloutSource")
 
 #: Every column of the spans table, in insert order (Events/Links as their Nested sub-columns).
 SPANS_COLUMNS: list[str] = [*OTEL_TRACES_COLUMNS, *LIGHTSPAN_SPAN_COLUMNS]
@@ -113,6 +155,55 @@ REWARDS_COLUMNS: dict[str, str] = {
     "Source": "LowCardinality(String)",
     "Timestamp": "DateTime64(9)",
     "Attributes": "Map(LowCardinality(String), String)",
+    "IngestedAt": "DateTime64(6)",
+}
+
+#: Columns of the OpenTelemetry Collector's otel_logs table, name -> type, in its order
+#: (exporter/clickhouseexporter/internal/sqltemplates/logs_table.sql, with EventName).
+OTEL_LOGS_COLUMNS: dict[str, str] = {
+    "Timestamp": "DateTime64(9)",
+    "TimestampTime": "DateTime",
+    "TraceId": "String",
+    "SpanId": "String",
+    "TraceFlags": "UInt8",
+    "SeverityText": "LowCardinality(String)",
+    "SeverityNumber": "UInt8",
+    "ServiceName": "LowCardinality(String)",
+    "Body": "String",
+    "ResourceSchemaUrl": "LowCardinality(String)",
+    "ResourceAttributes": "Map(LowCardinality(String), String)",
+    "ScopeSchemaUrl": "LowCardinality(String)",
+    "ScopeName": "String",
+    "ScopeVersion": "LowCardinality(String)",
+    "ScopeAttributes": "Map(LowCardinality(String), String)",
+    "LogAttributes": "Map(LowCardinality(String), String)",
+    "EventName": "String",
+}
+
+#: lightspan's extra logs columns: name -> (type, DEFAULT expression). ``LogHash`` identifies a record so a
+#: replayed export collapses (ReplacingMergeTree); the contrib exporter's rows get it from the DEFAULT too.
+LIGHTSPAN_LOG_COLUMNS: dict[str, tuple[str, str]] = {
+    "LogHash": (
+        "UInt64",
+        "cityHash64(Timestamp, TraceId, SpanId, SeverityNumber, SeverityText, Body, EventName,"
+        " mapKeys(LogAttributes), mapValues(LogAttributes), mapKeys(ResourceAttributes),"
+        " mapValues(ResourceAttributes), ScopeName)",
+    ),
+    "IngestedAt": ("DateTime64(6)", "now64(6)"),
+}
+
+#: Columns of the policy versions table: one row per policy published to a server (``lightspan publish``).
+#: ``Name`` is the model name that serves the version (a LoRA adapter's ``<base>@v<N>``, else the server's
+#: served model name); converters date an LLM call by the newest version of its model published before it.
+POLICY_VERSIONS_COLUMNS: dict[str, str] = {
+    "Version": "UInt32",
+    "Name": "String",
+    "BaseModel": "String",
+    "Checkpoint": "String",
+    "Mechanism": "LowCardinality(String)",
+    "Server": "String",
+    "PublishedAt": "DateTime64(6)",
+    "ProbeMaxDiff": "Float64",
     "IngestedAt": "DateTime64(6)",
 }
 
@@ -260,19 +351,91 @@ WATERMARKS = Table(
 )
 
 
+def _logs_columns_sql() -> str:
+    lines = []
+    for name, typ in OTEL_LOGS_COLUMNS.items():
+        if name == "Timestamp":
+            lines.append("    `Timestamp` DateTime64(9) CODEC(Delta(8), ZSTD(1))")
+        elif name == "TimestampTime":
+            lines.append("    `TimestampTime` DateTime DEFAULT toDateTime(Timestamp)")
+        elif typ in ("UInt8",):
+            lines.append(f"    `{name}` {typ}")
+        else:
+            lines.append(f"    `{name}` {typ} CODEC(ZSTD(1))")
+    for name, (typ, default) in LIGHTSPAN_LOG_COLUMNS.items():
+        lines.append(f"    `{name}` {typ} DEFAULT {default}")
+    indexes = [
+        "INDEX idx_trace_id TraceId TYPE bloom_filter(0.001) GRANULARITY 1",
+        "INDEX idx_span_id SpanId TYPE bloom_filter(0.001) GRANULARITY 1",
+        "INDEX idx_res_attr_key mapKeys(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_res_attr_value mapValues(ResourceAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_scope_attr_key mapKeys(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_scope_attr_value mapValues(ScopeAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_log_attr_key mapKeys(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_log_attr_value mapValues(LogAttributes) TYPE bloom_filter(0.01) GRANULARITY 1",
+        "INDEX idx_body Body TYPE tokenbf_v1(32768, 3, 0) GRANULARITY 8",
+    ]
+    return ",\n".join(lines + [f"    {i}" for i in indexes])
+
+
+LOGS = Table(
+    name=LOGS_TABLE,
+    columns=_logs_columns_sql(),
+    # The exporter's table is a MergeTree; Replacing on LogHash makes replays idempotent, as for spans.
+    engine="ReplacingMergeTree",
+    engine_args="",
+    partition_by="toDate(TimestampTime)",
+    order_by="(ServiceName, TimestampTime, Timestamp, TraceId, SpanId, LogHash)",
+    ttl_column="TimestampTime",
+    shard_key="cityHash64(TraceId)",
+    settings="index_granularity = 8192",
+)
+
+
+POLICY_VERSIONS = Table(
+    name=POLICY_VERSIONS_TABLE,
+    columns=",\n".join(
+        [f"    `{n}` {t}" for n, t in POLICY_VERSIONS_COLUMNS.items() if n != "IngestedAt"]
+        + ["    `IngestedAt` DateTime64(6) DEFAULT now64(6)"]
+    ),
+    engine="ReplacingMergeTree",
+    engine_args="IngestedAt",
+    order_by="Version",
+    shard_key="Version",
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
     description: str
     tables: tuple[Table, ...] = ()
     extra_sql: tuple[str, ...] = ()  # format strings with {db} and {on_cluster}
+    #: ``(table, clause)``: ``ALTER TABLE`` clauses for an existing table (its local and, on a cluster,
+    #: its Distributed table).
+    alters: tuple[tuple[str, str], ...] = ()
 
     def statements(self, layout: Layout) -> list[str]:
         out: list[str] = []
         for table in self.tables:
             out.extend(table.statements(layout))
         out.extend(s.format(db=layout.database, on_cluster=layout.on_cluster) for s in self.extra_sql)
+        for table, clause in self.alters:
+            names = [layout.local(table)] + ([table] if layout.cluster else [])
+            out.extend(f"ALTER TABLE {layout.database}.{n}{layout.on_cluster} {clause}" for n in names)
         return out
+
+
+def _identity_alters() -> tuple[tuple[str, str], ...]:
+    """Migration 6: the rollout-identity chain as the DEFAULTs of an existing spans table. Rows already
+    stored keep their values (ClickHouse computes a DEFAULT at insert); ``RolloutSource`` is computed for
+    them on read."""
+    out = []
+    for name in ROLLOUT_IDENTITY_COLUMNS:
+        typ, default = LIGHTSPAN_SPAN_COLUMNS[name]
+        verb = "ADD COLUMN IF NOT EXISTS" if name == "RolloutSource" else "MODIFY COLUMN"
+        out.append((SPANS_TABLE, f"{verb} `{name}` {typ} DEFAULT {default} CODEC(ZSTD(1))"))
+    return tuple(out)
 
 
 #: Ordered migrations. Append new ones; never edit a released one.
@@ -280,6 +443,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans table (otel_traces superset with RL columns)", (SPANS,)),
     Migration(2, "rewards posted after a rollout ended", (REWARDS,)),
     Migration(3, "converter watermarks for incremental conversion", (WATERMARKS,)),
+    Migration(4, "OTLP logs table (otel_logs, column-compatible with the contrib exporter)", (LOGS,)),
+    Migration(5, "policy versions published to a server (lightspan publish)", (POLICY_VERSIONS,)),
+    Migration(6, "rollout identity fallback chain (explicit, session, trace id)", alters=_identity_alters()),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -312,11 +478,18 @@ __all__ = [
     "SPANS_TABLE",
     "REWARDS_TABLE",
     "WATERMARKS_TABLE",
+    "LOGS_TABLE",
     "MIGRATIONS_TABLE",
+    "POLICY_VERSIONS_TABLE",
+    "POLICY_VERSIONS_COLUMNS",
     "OTEL_TRACES_COLUMNS",
     "LIGHTSPAN_SPAN_COLUMNS",
+    "ROLLOUT_IDENTITY_COLUMNS",
+    "SESSION_ID_SQL",
     "SPANS_COLUMNS",
     "REWARDS_COLUMNS",
+    "OTEL_LOGS_COLUMNS",
+    "LIGHTSPAN_LOG_COLUMNS",
     "WATERMARKS_COLUMNS",
     "Layout",
     "Table",

