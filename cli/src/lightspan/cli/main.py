@@ -27,6 +27,11 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
         "convert",
     ),
     "train": ("lightspan.training.cli:train", "Train a policy on converted trajectories with TRL.", "train"),
+    "publish": (
+        "lightspan.training.publish.cli:publish",
+        "Push a trained checkpoint to a running vLLM or lightspan serve, verified by a probe.",
+        "train",
+    ),
     "serve": (
         "lightspan.serving.cli:serve",
         "Serve a local checkpoint behind an OpenAI-compatible endpoint.",
