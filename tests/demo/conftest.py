@@ -1,12 +1,19 @@
-"""Fixtures: the demo world, a barely warm-started tiny policy, and a server for it."""
+"""Fixtures: the demo world, a barely warm-started tiny policy, a server for it, and a throwaway store."""
 
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+_REPO = str(Path(__file__).resolve().parents[2])
+if _REPO not in sys.path:  # tests.support / tests.converters are imported as packages from the repo root
+    sys.path.insert(0, _REPO)
+
+from tests.converters.conftest import store  # noqa: E402, F401 - the converters' embedded store fixture
 
 
 @pytest.fixture(scope="session")

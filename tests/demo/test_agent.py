@@ -1,4 +1,4 @@
-"""One agent rollout through the real openai client, GAP planner and tools, traced in-process."""
+"""Agent rollouts through the real openai client, PolicyServer (real tokenizer), GAP planner and tools."""
 
 from __future__ import annotations
 
@@ -6,62 +6,84 @@ import asyncio
 import json
 from collections import Counter
 
-from lightspan.demo.agent import run_episodes
+from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, REACT_AGENT_NAME, STEP_REWARD, run_episodes
 from lightspan.demo.run import DemoConfig, setup_tracing
 from lightspan.schemas import attributes as A
 
 
-def test_rollouts_emit_one_consistent_trace_each(world, policy_server, tmp_path):
+def _by_rollout(spans):
+    out: dict[str, list] = {}
+    for span in spans:
+        out.setdefault(span.attributes.get(A.ROLLOUT_ID), []).append(span)
+    return out
+
+
+def test_gap_rollouts_trace_one_plan_one_or_two_policy_calls_and_their_rewards(
+    world, policy_server, tmp_path
+):
     tracing = setup_tracing(DemoConfig(work_dir=tmp_path))
     tracing.memory.clear()
-    two_hop = next(t for t in world.train if t.qtype == "friend_job")
-    jobs = [(two_hop, 0), (two_hop, 1), (world.train[0], 0)]
+    jobs = [(t, a) for t in world.train[:4] for a in range(2)]
     episodes = asyncio.run(run_episodes(jobs, base_url=policy_server.base_url, kb=world.kb))
     tracing.flush()
-    spans = tracing.memory.get_finished_spans()
-    by_rollout: dict[str, list] = {}
-    for span in spans:
-        by_rollout.setdefault(span.attributes.get(A.ROLLOUT_ID), []).append(span)
-    assert None not in by_rollout and len(by_rollout) == 3
-
-    ep = episodes[0]
-    mine = next(
-        group
-        for group in by_rollout.values()
-        if any(
-            s.name == "invoke_agent kb-agent"
-            and s.attributes[A.ATTEMPT] == 0
-            and s.attributes[A.TASK_ID] == two_hop.task_id
-            for s in group
+    groups = _by_rollout(tracing.memory.get_finished_spans())
+    assert None not in groups and len(groups) == len(jobs)
+    for ep in episodes:
+        (mine,) = [
+            g
+            for g in groups.values()
+            if any(
+                s.name == f"invoke_agent {AGENT_NAME}"
+                and s.attributes[A.TASK_ID] == ep.task_id
+                and s.attributes[A.ATTEMPT] == ep.attempt
+                for s in g
+            )
+        ]
+        names = Counter(s.name for s in mine)
+        assert names[f"plan {AGENT_NAME}"] == 1 and names["chat policy"] == ep.llm_calls == (
+            2 if ep.valid else 1
         )
-    )
-    names = Counter(s.name for s in mine)
-    assert (
-        names["plan kb-agent"] == 1 and names["execute_tool lookup"] == 2 and names["execute_tool hop"] == 1
-    )
-    assert names["gap.level 2"] == 1 and names["chat policy"] == 1 and names["lightspan.reward"] == 1
-    chat = next(s for s in mine if s.name == "chat policy")
-    assert json.loads(chat.attributes[A.LLM_PROMPT_TOKEN_IDS]) == ep.prompt_token_ids
-    assert json.loads(chat.attributes[A.LLM_RESPONSE_TOKEN_IDS]) == ep.completion_token_ids
-    assert len(json.loads(chat.attributes[A.LLM_RESPONSE_LOGPROBS])) == len(ep.completion_token_ids)
-    reward = next(s for s in mine if s.name == "lightspan.reward")
-    assert reward.attributes[A.REWARD_VALUE] == ep.reward
-    # The policy saw both hops' facts, as the plan gathered them.
-    friend = world.kb.facts[two_hop.who]["knows"]
-    assert f"{two_hop.who} knows {friend}" in ep.messages[0]["content"]
-    assert f"{friend} works as {two_hop.answer}" in ep.messages[0]["content"]
+        assert (
+            names["execute_tool city"]
+            + names["execute_tool job"]
+            + names["execute_tool friend"]
+            + names["execute_tool country"]
+            == ep.tool_calls
+        )
+        for chat in (s for s in mine if s.name == "chat policy"):  # RL data on every policy call
+            ids = json.loads(chat.attributes[A.LLM_RESPONSE_TOKEN_IDS])
+            assert ids and len(json.loads(chat.attributes[A.LLM_RESPONSE_LOGPROBS])) == len(ids)
+            assert json.loads(chat.attributes[A.LLM_PROMPT_TOKEN_IDS])
+        rewards = {
+            (s.attributes[A.REWARD_NAME], s.attributes.get(A.REWARD_STEP)): s.attributes[A.REWARD_VALUE]
+            for s in mine
+            if s.name == "lightspan.reward"
+        }
+        assert ep.score is not None
+        expected = {(STEP_REWARD, 0): ep.score.plan, ("primary", None): ep.score.total}
+        if ep.valid:
+            expected[(STEP_REWARD, 1)] = ep.score.answer
+        assert rewards == expected
+        assert 0.0 <= ep.reward <= 1.0
 
 
-def test_eval_rollouts_carry_their_own_agent_name(world, policy_server, tmp_path):
-    from lightspan.demo.agent import EVAL_AGENT_NAME
-
+def test_eval_and_baseline_rollouts_carry_their_own_agent_names(world, policy_server, tmp_path):
     tracing = setup_tracing(DemoConfig(work_dir=tmp_path))
-    tracing.memory.clear()
-    asyncio.run(
-        run_episodes(
-            [(world.held_out[0], 0)], base_url=policy_server.base_url, kb=world.kb, agent_name=EVAL_AGENT_NAME
+    for react, name in ((False, EVAL_AGENT_NAME), (True, REACT_AGENT_NAME)):
+        tracing.memory.clear()
+        (ep,) = asyncio.run(
+            run_episodes(
+                [(world.held_out[0], 0)],
+                base_url=policy_server.base_url,
+                kb=world.kb,
+                agent_name=name,
+                react=react,
+            )
         )
-    )
-    tracing.flush()
-    agents = {s.attributes.get(A.GEN_AI_AGENT_NAME) for s in tracing.memory.get_finished_spans()} - {None}
-    assert agents == {EVAL_AGENT_NAME}
+        tracing.flush()
+        spans = tracing.memory.get_finished_spans()
+        assert {s.attributes.get(A.GEN_AI_AGENT_NAME) for s in spans} - {None} == {name}
+        chats = [s for s in spans if s.name == "chat policy"]
+        assert len(chats) == ep.llm_calls >= 1
+        if react:  # one policy call per turn, at most one tool call per turn
+            assert ep.tool_calls <= ep.llm_calls and ep.levels == ep.tool_calls

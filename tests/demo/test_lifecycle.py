@@ -10,8 +10,8 @@ import pytest
 
 import lightspan.demo.collector_proc as cp
 import lightspan.demo.run as run
-from lightspan.demo.report import write_markdown
-from lightspan.demo.run import Hops
+from lightspan.demo.report import table_row, write_markdown
+from lightspan.demo.run import EvalResult, Hops
 
 
 def test_hops_match_only_when_nothing_is_lost_at_any_hop():
@@ -48,21 +48,53 @@ def test_hops_print_as_sentences_in_field_order():
     assert list(Hops.labels()) == [f.name for f in fields(Hops)]
 
 
-def test_report_markdown_names_hops_by_their_sentences(tmp_path):
+def _eval(label, agent="gap", **kw):
+    values: dict[str, float] = dict(
+        accuracy=0.5,
+        valid_rate=0.75,
+        tool_calls=2.5,
+        levels=1.5,
+        llm_calls=2.0,
+        response_tokens=20.0,
+        plan_tokens=17.0,
+        wall_s=0.25,
+        reward=0.6,
+    )
+    values.update(kw)
+    return asdict(EvalResult(label, agent, 4, by_type={"job": 0.5}, invalid={"cyclic": 1}, **values))
+
+
+def test_report_markdown_has_the_paper_shaped_table_and_names_hops_by_their_sentences(tmp_path):
     hops = Hops(training_rollouts=8, rows_stored=9)
-    before = {"reward": 0.25, "n": 4, "by_type": {"job": 0.25}}
+    after = _eval("round 1", accuracy=0.75, tool_calls=2.0, wall_s=0.2)
     report = {
-        "before": before,
-        "after": {**before, "reward": 0.5},
+        "before": _eval("before"),
+        "after": after,
+        "baseline": _eval("react", agent="react", tool_calls=2.0, levels=2.0, llm_calls=3.0, wall_s=0.5),
         "hops": asdict(hops),
         "counts_match": False,
         "seconds": {"total": 1.0},
         "paths": {"work dir": str(tmp_path)},
-        "rounds": [],
+        "rounds": [
+            {
+                "round": 1,
+                "rollouts": 8,
+                "train_reward": 0.5,
+                "train_tool_calls": 2.2,
+                "train_valid_rate": 0.9,
+                "rows": 15,
+                "steps": 3,
+                "held_out": after,
+            },
+        ],
     }
     md = write_markdown(report, tmp_path / "report.md").read_text()
+    assert "| policy | accuracy (EM) | valid plans | tool calls/q | levels/plan |" in md
+    assert "| sequential ReAct baseline (warm start) | 0.500 | 0.750 | 2.00 | 2.00 | 3.00 |" in md
+    assert "| GAP planner after round 1 (RL) | 0.750 | 0.750 | 2.00 | 1.50 | 2.00 | 17.0 | 20.0 | 200 |" in md
     assert "| training rollouts run | 8 |" in md and "| rows stored in ClickHouse | 9 |" in md
     assert "Counts match: **False**" in md
+    assert table_row(after, "x").startswith("| x | 0.750 |")
 
 
 class _Collector(cp.CollectorProcess):
@@ -109,7 +141,7 @@ def _demo(tmp_path):
 def test_a_server_that_fails_to_start_leaves_no_collector_behind(stubbed, tmp_path, monkeypatch):
     events, started = stubbed
 
-    def start_policy_server(path):
+    def start_policy_server(path, server="lightspan"):
         raise RuntimeError("the policy server did not start")
 
     monkeypatch.setattr(run, "start_policy_server", start_policy_server)
@@ -132,10 +164,10 @@ def test_a_failure_mid_run_stops_the_server_then_tracing_then_the_collector(stub
         def __exit__(self, *exc):
             events.append("server")
 
-    def evaluate(cfg, world, server, label):
+    def evaluate(cfg, world, server, label, react=False):
         raise ValueError("evaluation failed")
 
-    monkeypatch.setattr(run, "start_policy_server", lambda path: Server())
+    monkeypatch.setattr(run, "start_policy_server", lambda path, server="lightspan": Server())
     monkeypatch.setattr(run, "evaluate", evaluate)
     with pytest.raises(ValueError, match="evaluation failed"):
         _demo(tmp_path)
@@ -170,3 +202,12 @@ def test_the_collector_process_is_a_context_manager_that_stops_it():
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_the_server_seam_accepts_vllm_and_refuses_it_with_the_reason(tmp_path):
+    with pytest.raises(ValueError, match="server must be one of lightspan, vllm"):
+        run.DemoConfig(work_dir=tmp_path, server="tgi")
+    with pytest.raises(RuntimeError, match="--server vllm is not wired"):
+        run.start_policy_server(str(tmp_path), "vllm")
+    with pytest.raises(ValueError, match="credit must be one of"):
+        run.DemoConfig(work_dir=tmp_path, credit="discounted")

@@ -20,9 +20,9 @@ import click
     "--rollouts",
     "n_rollouts",
     type=click.IntRange(8, 100_000),
-    default=1200,
+    default=480,
     show_default=True,
-    help="Training rollouts (train tasks x --group-size attempts).",
+    help="Training rollouts per round (train tasks x --group-size attempts).",
 )
 @click.option(
     "--group-size",
@@ -48,11 +48,36 @@ import click
     show_default=True,
     help="On-policy rounds: rollouts -> convert -> lightningrl -> reload.",
 )
+@click.option(
+    "--credit",
+    type=click.Choice(["per_step", "grpo_rollout", "grpo", "identical"]),
+    default="per_step",
+    show_default=True,
+    help="Credit assignment across the plan and answer calls (per_step: the step rewards aimed at each).",
+)
+@click.option(
+    "--server",
+    type=click.Choice(["lightspan", "vllm"]),
+    default="lightspan",
+    show_default=True,
+    help="Policy server: the embedded `lightspan serve` (vllm: not wired into the demo yet).",
+)
+@click.option("--no-baseline", is_flag=True, help="Skip the sequential ReAct baseline evaluation.")
 @click.option("--quick", is_flag=True, help="A small run (CI's end-to-end test): seconds of training.")
 def demo(
-    work_dir: Path, n_rollouts: int, group_size: int, held_out: float, seed: int, rounds: int, quick: bool
+    work_dir: Path,
+    n_rollouts: int,
+    group_size: int,
+    held_out: float,
+    seed: int,
+    rounds: int,
+    credit: str,
+    server: str,
+    no_baseline: bool,
+    quick: bool,
 ) -> None:
-    """Warm-start a tiny policy, serve it, run GAP agent rollouts, train with lightningrl, re-evaluate."""
+    """Warm-start a tiny GAP planner on imperfect plans, serve it, run two-call agent rollouts (plan,
+    tools in parallel, answer), train with lightningrl from the spans, and compare with a ReAct baseline."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the demo builds its model; nothing comes from a hub
     from lightspan.demo.run import DemoConfig, run_demo
 
@@ -64,6 +89,9 @@ def demo(
             held_out=held_out,
             seed=seed,
             rounds=rounds,
+            credit=credit,
+            server=server,
+            baseline=not no_baseline,
             quick=quick,
         )
     except ValueError as exc:

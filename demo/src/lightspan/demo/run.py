@@ -1,14 +1,13 @@
 """The demo's orchestration, one stage per function, in the order ``run_demo`` calls them.
 
-    world -> warm-started policy -> collector subprocess -> PolicyServer -> tracing -> eval before
+    world -> warm start (SFT on imperfect planner traces) -> collector subprocess -> policy server
+          -> tracing -> held-out eval before + sequential ReAct baseline
           -> [rollouts -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval] x rounds
-          -> report
+          -> report (table shaped like the GAP paper's, plots)
 
-Training rows come only from the store: the converter reads each round's rollouts through the
-collector's ClickHouse HTTP interface and assigns GRPO advantages per task.
-
-Measured defaults (docs/serving.md "the demo world"): 150 train tasks x 8 attempts = 1200 rollouts,
-lightningrl lr 3e-4, 6 epochs, batch 8 (900 steps), clip 0.2 below / 5.0 above.
+Every rollout makes two policy calls (the plan, then the answer); training rows come only from the
+store: the converter reads each round's rollouts through the collector's ClickHouse HTTP interface and
+assigns credit (``DemoConfig.credit``).
 """
 
 from __future__ import annotations
@@ -25,10 +24,18 @@ from pathlib import Path
 from typing import Any
 
 from lightspan.demo import world as W
-from lightspan.demo.agent import AGENT_NAME, EVAL_AGENT_NAME, Episode, run_episodes
+from lightspan.demo.agent import (
+    AGENT_NAME,
+    EVAL_AGENT_NAME,
+    REACT_AGENT_NAME,
+    STEP_REWARD,
+    Episode,
+    run_episodes,
+)
 from lightspan.demo.warmstart import WarmStartConfig, build_policy
 
 __all__ = [
+    "SERVERS",
     "DemoConfig",
     "DemoReport",
     "EvalResult",
@@ -46,6 +53,10 @@ __all__ = [
 ]
 
 Echo = Callable[[str], None]
+#: Policy servers the demo can run against; ``vllm`` is accepted, and refused with the reason until the
+#: serving part's vLLM launcher and ``lightspan publish`` land (see docs/serving.md).
+SERVERS = ("lightspan", "vllm")
+CREDITS = ("per_step", "grpo_rollout", "grpo", "identical")
 
 
 @dataclass
@@ -57,28 +68,40 @@ class DemoConfig:
     group_size: attempts per task (the group GRPO advantages are normalized over).
     held_out: fraction of tasks kept out of training, evaluated before and after.
     eval_attempts: sampled attempts per held-out task (same seeds before and after).
+    eval_concurrency: evaluation rollouts in flight at once (1: wall time per question is one
+        question's latency, not queueing at the shared server).
+    credit: credit assignment for the converter: ``per_step`` (the default) gives each call the step reward
+        aimed at it (the plan call: validity + efficiency; the answer call: correctness); measured best
+        with ``identical`` in benchmarks/bench_credit_strategies.py (docs/BENCHMARKS.md).
+    server: which policy server (``lightspan`` embedded; ``vllm`` not wired yet).
     quick: a small run for the CI end-to-end test (seconds of training, not minutes).
+    init_policy: start from this warm-started checkpoint instead of building one (benchmarks share one).
     """
 
     work_dir: Path = Path("lightspan-demo")
-    n_rollouts: int = 1200
+    n_rollouts: int = 480
     rounds: int = 3
     group_size: int = 8
     held_out: float = 0.25
-    eval_attempts: int = 4
+    eval_attempts: int = 1
+    eval_concurrency: int = 1
     seed: int = 0
     quick: bool = False
     temperature: float = 1.0
     concurrency: int = 8
+    credit: str = "per_step"
+    server: str = "lightspan"
     warmstart: WarmStartConfig = field(default_factory=WarmStartConfig)
     learning_rate: float = 3e-4
-    num_train_epochs: float = 6.0
-    batch_size: int = 8
+    num_train_epochs: float = 3.0
+    batch_size: int = 16
     clip_epsilon: float = 0.2
     clip_epsilon_high: float = 5.0
     max_steps: int = -1
     otlp_endpoint: str | None = None
     max_eval_tasks: int | None = None
+    baseline: bool = True
+    init_policy: str | None = None
 
     def __post_init__(self) -> None:
         self.work_dir = Path(self.work_dir)
@@ -92,10 +115,15 @@ class DemoConfig:
             )
         if self.rounds < 1:
             raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.credit not in CREDITS:
+            raise ValueError(f"credit must be one of {', '.join(CREDITS)}, got {self.credit!r}")
+        if self.server not in SERVERS:
+            raise ValueError(f"server must be one of {', '.join(SERVERS)}, got {self.server!r}")
         if self.quick:
             self.n_rollouts = min(self.n_rollouts, 32)
             self.rounds = min(self.rounds, 2)
-            self.eval_attempts = min(self.eval_attempts, 2)
+            self.eval_attempts = 1
+            self.eval_concurrency = max(self.eval_concurrency, 4)
             self.max_eval_tasks = self.max_eval_tasks or 8
             self.max_steps = self.max_steps if self.max_steps > 0 else 4
             if self.warmstart == WarmStartConfig():
@@ -115,10 +143,49 @@ class World:
 
 @dataclass
 class EvalResult:
+    """One evaluation, the columns of the GAP paper's tables (per question, means over rollouts)."""
+
     label: str
-    reward: float
+    agent: str
     n: int
-    by_type: dict[str, float]
+    accuracy: float  # exact match
+    valid_rate: float  # plans that could run (ReAct: every action parsed, and it answered)
+    tool_calls: float  # per question whose plan ran (an invalid plan makes none)
+    levels: float  # levels per plan that ran (ReAct: one per tool call)
+    llm_calls: float
+    response_tokens: float  # every token the policy generated for the question
+    plan_tokens: float  # the planner's response (ReAct: all its turns)
+    wall_s: float  # per question, measured one question at a time
+    reward: float
+    by_type: dict[str, float] = field(default_factory=dict)  # accuracy per question type
+    invalid: dict[str, int] = field(default_factory=dict)  # invalid plans by kind
+
+    @classmethod
+    def of(cls, label: str, agent: str, episodes: list[Episode]) -> EvalResult:
+        def mean(xs: Any) -> float:
+            xs = list(xs)
+            return statistics.fmean(xs) if xs else 0.0
+
+        by_type: dict[str, list[float]] = defaultdict(list)
+        for ep in episodes:
+            by_type[ep.qtype].append(float(ep.correct))
+        valid = [ep for ep in episodes if ep.valid]
+        return cls(
+            label,
+            agent,
+            len(episodes),
+            mean(float(ep.correct) for ep in episodes),
+            mean(float(ep.valid) for ep in episodes),
+            mean(ep.tool_calls for ep in valid),
+            mean(ep.levels for ep in valid),
+            mean(ep.llm_calls for ep in episodes),
+            mean(ep.response_tokens for ep in episodes),
+            mean(ep.plan_tokens for ep in episodes),
+            mean(ep.wall_s for ep in episodes),
+            mean(ep.reward for ep in episodes),
+            {k: mean(v) for k, v in sorted(by_type.items())},
+            dict(Counter(ep.error_kind for ep in episodes if ep.error_kind)),
+        )
 
 
 @dataclass
@@ -204,6 +271,7 @@ class DemoReport:
     served_path: str | None
     before: EvalResult
     after: EvalResult | None
+    baseline: EvalResult | None
     rollouts: int
     train_reward: float
     train_steps: int
@@ -213,6 +281,7 @@ class DemoReport:
     seconds: dict[str, float]
     paths: dict[str, str]
     rounds: list[dict[str, Any]] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -229,19 +298,32 @@ def prepare_world(cfg: DemoConfig) -> World:
 
 
 def build_warm_policy(cfg: DemoConfig, world: World) -> str:
-    """Build and warm-start the tiny policy in ``work_dir/policy-0``."""
+    """Build and warm-start the tiny policy in ``work_dir/policy-0`` (or use ``cfg.init_policy``)."""
+    if cfg.init_policy:
+        return cfg.init_policy
     return build_policy(cfg.work_dir / "policy-0", world.kb, world.train, cfg.warmstart)
 
 
-def start_policy_server(model_path: str) -> Any:
-    """Serve the policy on a free loopback port as model ``policy``."""
+def start_policy_server(model_path: str, server: str = "lightspan") -> Any:
+    """Serve the policy on a free loopback port as model ``policy``.
+
+    The returned object is what the loop needs of any policy server: ``base_url``, ``model_path``,
+    ``reload(path)`` (publish a checkpoint and wait until it serves), ``stop()``, and ``with``.
+    """
+    if server not in SERVERS:
+        raise ValueError(f"server must be one of {', '.join(SERVERS)}, got {server!r}")
+    if server == "vllm":
+        raise RuntimeError(
+            "--server vllm is not wired into the demo yet: it needs the serving part's vLLM launcher "
+            "and `lightspan publish` (full-weight reload + prefix-cache reset); use --server lightspan"
+        )
     from lightspan.serving import PolicyServer
 
-    server = PolicyServer(model_path, served_model_name="policy", device="cpu")
+    srv = PolicyServer(model_path, served_model_name="policy", device="cpu")
     try:
-        return server.start()
+        return srv.start()
     except BaseException:
-        server.stop()  # a half-started server releases its socket and threads before the error propagates
+        srv.stop()  # a half-started server releases its socket and threads before the error propagates
         raise
 
 
@@ -278,6 +360,9 @@ def _rollouts(
     desc: str,
     salt: int,
     agent_name: str = AGENT_NAME,
+    *,
+    concurrency: int | None = None,
+    react: bool = False,
 ) -> list[Episode]:
     from tqdm import tqdm
 
@@ -289,47 +374,44 @@ def _rollouts(
                 kb=world.kb,
                 temperature=cfg.temperature,
                 seed_salt=salt,
-                concurrency=cfg.concurrency,
+                concurrency=concurrency or cfg.concurrency,
                 on_done=lambda ep: bar.update(1),
                 agent_name=agent_name,
+                react=react,
             )
         )
 
 
-def evaluate(cfg: DemoConfig, world: World, server: Any, label: str) -> EvalResult:
-    """Mean reward on the held-out tasks, ``eval_attempts`` seeded samples each (same seeds every time).
-
-    These rollouts are traced as agent ``kb-agent-eval``: convert with ``Selection(agent_name="kb-agent")``
-    to train on the training rollouts only.
-    """
+def evaluate(cfg: DemoConfig, world: World, server: Any, label: str, *, react: bool = False) -> EvalResult:
+    """The held-out tasks, ``eval_attempts`` seeded samples each (same seeds every time), run
+    ``eval_concurrency`` at a time. Traced as agent ``kb-agent-eval`` (``kb-agent-react`` for the
+    baseline), so a converter selecting ``agent_name="kb-agent"`` never trains on them."""
     jobs = [(t, a) for t in world.held_out for a in range(cfg.eval_attempts)]
+    agent = REACT_AGENT_NAME if react else EVAL_AGENT_NAME
     episodes = _rollouts(
-        cfg, jobs, server, world, f"eval {label}", salt=10_000 + cfg.seed, agent_name=EVAL_AGENT_NAME
+        cfg,
+        jobs,
+        server,
+        world,
+        f"eval {label}",
+        salt=10_000 + cfg.seed,
+        agent_name=agent,
+        concurrency=cfg.eval_concurrency,
+        react=react,
     )
-    by_type: dict[str, list[float]] = defaultdict(list)
-    for ep in episodes:
-        by_type[ep.task_id.split(":")[0]].append(ep.reward)
-    return EvalResult(
-        label,
-        statistics.fmean(ep.reward for ep in episodes),
-        len(episodes),
-        {k: statistics.fmean(v) for k, v in sorted(by_type.items())},
-    )
+    return EvalResult.of(label, "react" if react else "gap", episodes)
 
 
 def collect_rollouts(cfg: DemoConfig, world: World, server: Any, round_: int = 1) -> list[Episode]:
     """``n_rollouts`` training rollouts: train tasks in a fixed order, ``group_size`` attempts each.
 
-    Attempt numbers continue across rounds, and each round samples with its own seeds.
+    Each round starts where the last one stopped in the task list, and samples with its own seeds.
     """
     n_tasks = cfg.n_rollouts // cfg.group_size
-    tasks = [world.train[i % len(world.train)] for i in range(n_tasks)]
-    base = (round_ - 1) * cfg.group_size * (1 + (n_tasks - 1) // len(world.train))
-    jobs = [
-        (t, base + a + (i // len(world.train)) * cfg.group_size)
-        for i, t in enumerate(tasks)
-        for a in range(cfg.group_size)
-    ]
+    start = (round_ - 1) * n_tasks
+    tasks = [world.train[(start + i) % len(world.train)] for i in range(n_tasks)]
+    base = (round_ - 1) * cfg.group_size
+    jobs = [(t, base + a) for t in tasks for a in range(cfg.group_size)]
     return _rollouts(
         cfg, jobs, server, world, f"rollouts round {round_}", salt=cfg.seed + 1000 * (round_ - 1)
     )
@@ -339,6 +421,13 @@ def train_policy(cfg: DemoConfig, model_path: str, data: Any, output_dir: Path |
     """One lightningrl run on ``data`` (rows, a Dataset, converter output or a DSN); returns its TrainResult."""
     from lightspan.training import TrainConfig, train
 
+    names = {f.name for f in fields(TrainConfig)}
+    # The trainer's option names are moving to TRL's (epsilon / epsilon_high); take whichever it has.
+    clip = (
+        {"epsilon": cfg.clip_epsilon, "epsilon_high": cfg.clip_epsilon_high}
+        if "epsilon" in names
+        else {"clip_epsilon": cfg.clip_epsilon, "clip_epsilon_high": cfg.clip_epsilon_high}
+    )
     return train(
         TrainConfig(
             algo="lightningrl",
@@ -349,12 +438,11 @@ def train_policy(cfg: DemoConfig, model_path: str, data: Any, output_dir: Path |
             num_train_epochs=cfg.num_train_epochs,
             max_steps=cfg.max_steps,
             per_device_train_batch_size=cfg.batch_size,
-            clip_epsilon=cfg.clip_epsilon,
-            clip_epsilon_high=cfg.clip_epsilon_high,
             seed=cfg.seed,
             use_cpu=True,
             progress=False,
             save_steps=10_000,
+            **clip,
         )
     )
 
@@ -384,25 +472,26 @@ def convert_rollouts(
     cfg: DemoConfig, query_url: str, since: Any = None, output_dir: Path | None = None
 ) -> Any:
     """Training rollouts (agent ``kb-agent``, started at or after ``since``) from the store ->
-    Lightning JSONL + call rows, with GRPO advantages over each task's rollouts of that selection."""
+    Lightning JSONL + call rows + merged rows, with ``cfg.credit`` credit assignment."""
     from lightspan.converters import ConvertConfig, Selection, convert
 
     return convert(
         ConvertConfig(
             dsn=query_url,
             selection=Selection(agent_name=AGENT_NAME, since=since),
-            credit="grpo",
+            credit=cfg.credit,
+            reward_name=STEP_REWARD if cfg.credit == "per_step" else "primary",
             output_dir=str(output_dir or cfg.work_dir / "converted"),
-            formats=("trajectory-jsonl", "rows-parquet"),
+            formats=("trajectory-jsonl", "rows-parquet", "merged"),
         )
     )
 
 
 def _fresh(cfg: DemoConfig) -> None:
-    """Start from an empty store, spool and outputs (the warm-start cache is kept)."""
+    """Start from an empty store, spool and outputs."""
     import shutil
 
-    for name in ("store", "spool", "converted", "train"):
+    for name in ("store", "spool", "converted", "train", "policy-0"):
         shutil.rmtree(cfg.work_dir / name, ignore_errors=True)
 
 
@@ -416,15 +505,17 @@ def _timed(seconds: dict[str, float], name: str, fn: Callable[[], Any]) -> Any:
 
 @dataclass
 class RoundResult:
-    """One on-policy round: its rollouts' reward, the training it did, held-out reward afterwards."""
+    """One on-policy round: its rollouts, the training it did, the held-out evaluation afterwards."""
 
     round: int
     rollouts: int
     train_reward: float
+    train_tool_calls: float
+    train_valid_rate: float
     rows: int
     steps: int
     cumulative_steps: int
-    held_out_after: float
+    held_out: dict[str, Any]
     model_path: str
 
 
@@ -440,7 +531,7 @@ def _round(
     seconds: dict[str, float],
     echo: Echo,
     done_steps: int,
-) -> tuple[RoundResult, Any]:
+) -> tuple[RoundResult, Any, EvalResult]:
     """Rollouts on the current policy -> spans over OTLP -> store -> convert -> lightningrl -> reload -> eval."""
     from datetime import datetime, timezone
 
@@ -464,39 +555,54 @@ def _round(
     echo(
         f"round {r}: {len(episodes)} rollouts (reward {train_reward:.3f}) -> store: {exported} spans exported so far, "
         f"{stored} rows stored -> {conv.rollouts_converted} trajectories, {conv.llm_calls} LLM calls, "
-        f"{conv.rows_written.get('rows-parquet', 0)} rows"
+        f"{conv.rows_written.get('rows-parquet', 0)} rows ({cfg.credit})"
+        + (f"; skipped {dict(conv.skipped)}: {conv.examples}" if conv.skipped else "")
     )
     result = timed(
-        "train", lambda: train_policy(cfg, model, str(out), output_dir=cfg.work_dir / "train" / f"round-{r}")
+        "train",
+        lambda: train_policy(
+            cfg, model, str(out / "rows-parquet"), output_dir=cfg.work_dir / "train" / f"round-{r}"
+        ),
     )
     timed("reload", lambda: server.reload(result.model_path))
     held = timed("eval", lambda: evaluate(cfg, world, server, f"round {r}"))
     echo(
-        f"round {r}: lightningrl {result.steps} steps on {result.num_rows} rows; held-out reward now "
-        f"{held.reward:.3f}; serving {result.model_path}"
+        f"round {r}: lightningrl {result.steps} steps on {result.num_rows} rows; held-out now: "
+        + _short(held)
     )
-    return RoundResult(
-        r,
-        len(episodes),
-        train_reward,
-        result.num_rows,
-        result.steps,
-        done_steps + result.steps,
-        held.reward,
-        result.model_path,
-    ), (result, held)
+    return (
+        RoundResult(
+            r,
+            len(episodes),
+            train_reward,
+            statistics.fmean(ep.tool_calls for ep in episodes),
+            statistics.fmean(float(ep.valid) for ep in episodes),
+            result.num_rows,
+            result.steps,
+            done_steps + result.steps,
+            asdict(held),
+            result.model_path,
+        ),
+        result,
+        held,
+    )
+
+
+def _short(e: EvalResult) -> str:
+    return (
+        f"accuracy {e.accuracy:.3f}, valid plans {e.valid_rate:.3f}, tool calls/q {e.tool_calls:.2f}, "
+        f"levels/plan {e.levels:.2f}, response tokens/q {e.response_tokens:.1f}, wall {e.wall_s * 1000:.0f} ms/q"
+    )
 
 
 def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
-    """Every stage in order, through the real parts; prints one line per stage and returns the numbers.
-
-    agent (openai client -> PolicyServer) --OTLP gRPC--> collector subprocess (chDB) --HTTP--> convert
-    -> lightningrl -> reload, for ``cfg.rounds`` on-policy rounds -> held-out reward before and after.
-    """
+    """Every stage in order, through the real parts; prints one line per stage and returns the numbers."""
     from lightspan.demo.collector_proc import start_collector
-    from lightspan.demo.report import write_json, write_markdown, write_plot
+    from lightspan.demo.report import table_row, write_json, write_markdown, write_plots
     from lightspan.training.metrics import read_metrics
 
+    if cfg.server not in SERVERS:
+        raise ValueError(f"server must be one of {', '.join(SERVERS)}, got {cfg.server!r}")
     cfg.work_dir.mkdir(parents=True, exist_ok=True)
     _fresh(cfg)
     seconds: dict[str, float] = {}
@@ -505,14 +611,17 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
     timed = partial(_timed, seconds)
     world = prepare_world(cfg)
     echo(
-        f"world: {len(world.kb.facts)} entities, {len(world.train)} train / {len(world.held_out)} held-out tasks"
+        f"world: {len(world.kb.facts)} entities, {len(W.QUESTION_TYPES)} question types, "
+        f"{len(world.train)} train / {len(world.held_out)} held-out questions"
     )
     policy = timed("warmstart", lambda: build_warm_policy(cfg, world))
-    echo(f"policy: warm-started tiny model in {policy} ({seconds['warmstart']}s)")
+    echo(
+        f"policy: tiny model warm-started by SFT on imperfect planner traces in {policy} ({seconds['warmstart']}s)"
+    )
     hops = Hops()
     rounds: list[RoundResult] = []
     metrics: list[dict[str, Any]] = []
-    after = result = served = None
+    after = result = served = baseline = None
     # Everything that holds a process, thread or socket is entered on this one stack as soon as it exists,
     # and unwinds in reverse (policy server, tracing, collector subprocess) however the run ends.
     with ExitStack() as stack:
@@ -523,36 +632,25 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         )
         cfg.otlp_endpoint = collector.otlp_endpoint
         tracing = stack.enter_context(setup_tracing(cfg))
-        server = stack.enter_context(start_policy_server(policy))
-        echo(f"serving: {server.base_url} (model 'policy', openai client with vLLM-style token ids)")
+        server = stack.enter_context(start_policy_server(policy, cfg.server))
+        echo(f"serving: {server.base_url} (model 'policy', {cfg.server}, openai client with token ids)")
         before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
-        echo(f"held-out reward before: {before.reward:.3f} over {before.n} rollouts")
+        echo("held-out before (warm start): " + _short(before))
+        if cfg.baseline:
+            baseline = timed("eval_baseline", lambda: evaluate(cfg, world, server, "react", react=True))
+            echo("held-out sequential ReAct baseline (warm start): " + _short(baseline))
         model = policy
         for r in range(1, cfg.rounds + 1):
-            summary, (result, after) = _round(
-                cfg,
-                r,
-                world,
-                server,
-                tracing,
-                collector,
-                model,
-                hops,
-                seconds,
-                echo,
-                rounds[-1].cumulative_steps if rounds else 0,
-            )
             offset = rounds[-1].cumulative_steps if rounds else 0
+            summary, result, after = _round(
+                cfg, r, world, server, tracing, collector, model, hops, seconds, echo, offset
+            )
             metrics += [
                 {**m, "step": m["step"] + offset} for m in read_metrics(result.metrics_path) if "step" in m
             ]
             rounds.append(summary)
             model = result.model_path
         served = server.model_path
-        echo(
-            f"held-out reward after {cfg.rounds} round(s): {after.reward:.3f} (before {before.reward:.3f}, "
-            f"{after.reward - before.reward:+.3f})"
-        )
         # The last hops, in the order the stack unwinds: no more requests, every span flushed and stored,
         # then the collector stopped. The stops are idempotent: on this path the stack finds them done.
         server.stop()
@@ -570,10 +668,11 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         "embedded store": str(cfg.work_dir / "store"),
         "trajectories (Lightning JSONL)": str(cfg.work_dir / "converted" / "round-N" / "trajectory-jsonl"),
         "training rows (Parquet)": str(cfg.work_dir / "converted" / "round-N" / "rows-parquet"),
+        "merged rows (token ids + loss masks)": str(cfg.work_dir / "converted" / "round-N" / "merged"),
         "trained policy": str(result.model_path if result else None),
         "training metrics": str(cfg.work_dir / "train" / "round-N" / "metrics.jsonl"),
         "collector log": str(collector.log_path),
-        "plot": str(cfg.work_dir / "reward.png"),
+        "plots": str(cfg.work_dir / "gap.png") + ", " + str(cfg.work_dir / "reward.png"),
         "report": str(cfg.work_dir / "report.md"),
     }
     report = DemoReport(
@@ -583,6 +682,7 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         served,
         before,
         after,
+        baseline,
         sum(x.rollouts for x in rounds),
         statistics.fmean(x.train_reward for x in rounds) if rounds else 0.0,
         sum(x.steps for x in rounds),
@@ -592,9 +692,28 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         seconds,
         paths,
         [asdict(x) for x in rounds],
+        {
+            "minimal plans (held-out)": (
+                f"{statistics.fmean(t.min_calls for t in world.held_out):.2f} tool calls, "
+                f"{statistics.fmean(t.min_levels for t in world.held_out):.2f} levels"
+            ),
+            "rollouts per round": cfg.n_rollouts,
+            "rounds": cfg.rounds,
+            "group size": cfg.group_size,
+            "credit": cfg.credit,
+            "server": cfg.server,
+            "seed": cfg.seed,
+            "eval attempts": cfg.eval_attempts,
+            "eval concurrency": cfg.eval_concurrency,
+        },
     )
-    write_plot(metrics, before.reward, [asdict(x) for x in rounds], cfg.work_dir / "reward.png")
-    write_markdown(report.to_dict(), cfg.work_dir / "report.md")
-    write_json(report.to_dict(), cfg.work_dir / "report.json")
-    echo(f"report: {cfg.work_dir / 'report.md'}, plot: {cfg.work_dir / 'reward.png'}")
+    data = report.to_dict()
+    write_plots(data, metrics, cfg.work_dir)
+    write_markdown(data, cfg.work_dir / "report.md")
+    write_json(data, cfg.work_dir / "report.json")
+    echo(
+        f"report: {cfg.work_dir / 'report.md'}, plots: {cfg.work_dir / 'gap.png'}, {cfg.work_dir / 'reward.png'}"
+    )
+    if after is not None:
+        echo(table_row(asdict(after), f"GAP planner after {cfg.rounds} round(s)", header=True))
     return report

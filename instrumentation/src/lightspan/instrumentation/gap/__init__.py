@@ -8,9 +8,10 @@ concurrently, and trace it as ``plan {agent}`` > ``gap.level {i}`` > ``gap.node 
 See ``docs/gap.md``.
 """
 
+from ._check import PLAN_ERROR_KINDS, PlanCheck, check_plan
 from ._graph import Graph, build_dag
 from ._parse import PlanError, parse_plan
-from ._planner import GAPPlanner
+from ._planner import INVALID_PLAN_POLICIES, GAPPlanner
 from ._prompt import FUNCTION_TYPES, GAP_SYSTEM_PROMPT, GAP_USER_PROMPT
 from ._task import Task, TaskStatus
 
@@ -20,9 +21,13 @@ __all__ = [
     "GAP_SYSTEM_PROMPT",
     "GAP_USER_PROMPT",
     "Graph",
+    "INVALID_PLAN_POLICIES",
+    "PLAN_ERROR_KINDS",
+    "PlanCheck",
     "PlanError",
     "Task",
     "TaskStatus",
     "build_dag",
+    "check_plan",
     "parse_plan",
 ]

@@ -7,8 +7,9 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -21,9 +22,17 @@ from .._content import set_content
 from .._llm import LLM_CALL_KEY
 from ..rollout import get_tracer
 
-__all__ = ["complete", "describe_llm"]
+__all__ = ["Reply", "complete", "complete_reply", "describe_llm"]
 
 Messages = list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One chat turn's text and, where the client reports usage, its completion tokens."""
+
+    text: str
+    output_tokens: int | None = None
 
 
 def describe_llm(llm: Any) -> str:
@@ -41,27 +50,51 @@ def describe_llm(llm: Any) -> str:
     )
 
 
-async def complete(llm: Any, model: str | None, messages: Messages, executor: Executor) -> str:
+async def complete(
+    llm: Any,
+    model: str | None,
+    messages: Messages,
+    executor: Executor,
+    options: Mapping[str, Any] | None = None,
+) -> str:
     """One chat turn; returns the reply text. Sync clients run in ``executor`` (context carried)."""
+    return (await complete_reply(llm, model, messages, executor, options)).text
+
+
+async def complete_reply(
+    llm: Any,
+    model: str | None,
+    messages: Messages,
+    executor: Executor,
+    options: Mapping[str, Any] | None = None,
+) -> Reply:
+    """One chat turn as a :class:`Reply`. ``options`` are extra request fields for client objects
+    (``temperature``, ``seed``, ``max_tokens``, ``logprobs``, ``extra_body``, ...); a callable gets none."""
     kind = describe_llm(llm)
+    extra = dict(options or {})
     if kind == "openai":
         if not model:
             raise ValueError("GAPPlanner(model=...) is required to call an OpenAI-style client")
         create = llm.chat.completions.create
-        response = await _call(create, _is_async(llm, create), executor, model=model, messages=messages)
-        return _openai_text(response)
+        response = await _call(
+            create, _is_async(llm, create), executor, model=model, messages=messages, **extra
+        )
+        usage = getattr(getattr(response, "usage", None), "completion_tokens", None)
+        return Reply(_openai_text(response), usage if isinstance(usage, int) else None)
     if kind == "anthropic":
         if not model:
             raise ValueError("GAPPlanner(model=...) is required to call an Anthropic-style client")
         system = "\n\n".join(m["content"] for m in messages if m["role"] == "system")
         turns = [m for m in messages if m["role"] != "system"]
         create = llm.messages.create
-        kwargs: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": 2048}
+        kwargs: dict[str, Any] = {"model": model, "messages": turns, "max_tokens": 2048, **extra}
         if system:
             kwargs["system"] = system
         response = await _call(create, _is_async(llm, create), executor, **kwargs)
-        return "".join(getattr(b, "text", "") for b in getattr(response, "content", []) or [])
-    return await _call_traced(llm, model, messages, executor)
+        usage = getattr(getattr(response, "usage", None), "output_tokens", None)
+        text = "".join(getattr(b, "text", "") for b in getattr(response, "content", []) or [])
+        return Reply(text, usage if isinstance(usage, int) else None)
+    return Reply(await _call_traced(llm, model, messages, executor))
 
 
 async def _call_traced(

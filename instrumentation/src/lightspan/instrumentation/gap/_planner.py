@@ -9,6 +9,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry import trace
@@ -17,7 +18,8 @@ from lightspan.schemas import attributes as A
 
 from .._content import set_content
 from ..rollout import get_tracer
-from ._chat import complete, describe_llm
+from ._chat import complete_reply, describe_llm
+from ._check import check_plan
 from ._graph import Graph, build_dag
 from ._heuristic import heuristic_decompose
 from ._parse import PlanError, parse_plan, render_result
@@ -27,9 +29,27 @@ from ._schedule import Scheduler, level_attributes
 from ._task import Task, TaskStatus
 from ._tools import build_registry
 
-__all__ = ["GAPPlanner"]
+__all__ = ["GAPPlanner", "INVALID_PLAN_POLICIES"]
 
 _log = logging.getLogger(__name__)
+
+#: What ``GAPPlanner`` does with an LLM-written plan that cannot run (see ``on_invalid_plan``).
+INVALID_PLAN_POLICIES = ("heuristic", "raise", "return")
+Messages = list[dict[str, str]]
+PlanPrompt = Callable[[str, Mapping[str, Any]], Messages]
+AnswerPrompt = Callable[[str, list[Task], Messages], Messages]
+
+
+@dataclass
+class _Planned:
+    """What planning produced: the tasks (empty when the plan is invalid) and how it got them."""
+
+    tasks: list[Task]
+    source: str
+    messages: Messages = field(default_factory=list)  # the planning conversation, reply included
+    reply: str | None = None
+    tokens: int | None = None
+    error: dict[str, str] | None = None  # {"kind", "message"} of an invalid plan
 
 
 class GAPPlanner:
@@ -54,6 +74,15 @@ class GAPPlanner:
     :param fanout_separator: ``search("A | B")`` calls the tool once per part, concurrently (``None``: off).
     :param llm_client: the user guide's name for ``llm``.
     :param history_limit: how many past results ``execution_history`` keeps (statistics count all).
+    :param plan_prompt: ``(query, tools) -> messages`` for the planning call (default: the GAP prompt).
+    :param answer_prompt: ``(query, tasks, conversation) -> messages`` for the answer call, where
+        ``conversation`` is the planning messages plus the plan reply (``[]`` for a given plan); when set,
+        the answer call is made for every valid plan, even one whose nodes all failed.
+    :param on_invalid_plan: what an LLM plan that cannot run (see :func:`check_plan`) leads to:
+        ``"heuristic"`` (fall back to the heuristic plan), ``"raise"`` (``PlanError``) or ``"return"``
+        (no node runs and no answer call is made; the result says ``plan_valid=False`` and why). With
+        ``"raise"``/``"return"`` every node must call a registered tool, and a given ``plan_text`` is
+        checked the same way.
     """
 
     def __init__(
@@ -69,6 +98,9 @@ class GAPPlanner:
         fanout_separator: str | None = "|",
         llm_client: Any = None,
         history_limit: int = 1000,
+        plan_prompt: PlanPrompt | None = None,
+        answer_prompt: AnswerPrompt | None = None,
+        on_invalid_plan: str = "heuristic",
     ) -> None:
         if llm is not None and llm_client is not None:
             raise ValueError("pass llm or llm_client (its older name), not both")
@@ -91,8 +123,15 @@ class GAPPlanner:
             not isinstance(fanout_separator, str) or not fanout_separator.strip()
         ):
             raise ValueError(f"fanout_separator must be a non-blank string or None, got {fanout_separator!r}")
+        if on_invalid_plan not in INVALID_PLAN_POLICIES:
+            raise ValueError(
+                f"on_invalid_plan must be one of {', '.join(INVALID_PLAN_POLICIES)}, got {on_invalid_plan!r}"
+            )
         self.llm = llm
         self.model = model
+        self.plan_prompt = plan_prompt
+        self.answer_prompt = answer_prompt
+        self.on_invalid_plan = on_invalid_plan
         self.tools: dict[str, Any] = build_registry(tools)
         self.agent_name = agent_name
         self.max_concurrency = max_concurrency
@@ -146,8 +185,23 @@ class GAPPlanner:
         """
         return await self._scheduler.run_task(self, current_run(self), task, context)
 
-    async def execute_plan(self, query: str, plan_text: str | None = None) -> dict[str, Any]:
-        """Plan, build the DAG, run it, synthesize the answer; see the module docs for the result keys."""
+    async def execute_plan(
+        self,
+        query: str,
+        plan_text: str | None = None,
+        *,
+        plan_options: Mapping[str, Any] | None = None,
+        answer_options: Mapping[str, Any] | None = None,
+        inputs: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Plan, build the DAG, run it, synthesize the answer; see the module docs for the result keys.
+
+        ``plan_options`` / ``answer_options``: extra request fields for the planning / answer call of a
+        client object (``temperature``, ``seed``, ``max_tokens``, ``logprobs``, ``extra_body``, ...).
+        ``inputs``: named values a node may use as ``{name}`` like a node's result (e.g. the entities
+        of a delexicalized query: ``"city of {q1} ?"`` with ``inputs={"q1": "alice"}``).
+        """
+        inputs = dict(inputs or {})
         if not isinstance(query, str):
             raise TypeError(f"query must be a string, got {type(query).__name__}")
         started = time.perf_counter()
@@ -167,7 +221,15 @@ class GAPPlanner:
                 query=query, max_concurrency=self.max_concurrency, parallel=self.scheduler != "sequential"
             )
             with use_run(self, run):
-                tasks, source = await self._plan(query, plan_text, span)
+                planned = await self._plan(query, plan_text, span, plan_options, inputs)
+                if planned.error is not None:
+                    result = self._invalid_result(query, planned, run, started)
+                    span.set_attributes(
+                        {A.GAP_LEVEL_COUNT: 0, A.GAP_NODE_COUNT: 0, A.GAP_PLAN_SOURCE: planned.source}
+                    )
+                    self._record(result)
+                    return result
+                tasks, source = planned.tasks, planned.source
                 graph = Graph.from_tasks(tasks)
                 for task in graph.tasks:
                     task.reset()
@@ -182,11 +244,12 @@ class GAPPlanner:
                         }
                     )
                 exec_started = time.perf_counter()
-                observations = await self._execute(graph)
+                observations = await self._execute(graph, inputs)
                 execution_ms = (time.perf_counter() - exec_started) * 1000.0
-                answer = await self._answer(query, graph)
+                answer, answer_tokens = await self._answer(query, graph, planned.messages, answer_options)
             result = self._result(query, graph, observations, answer, source, run, started, execution_ms)
             result["graph"] = graph_dict
+            result.update(_plan_fields(planned, answer_tokens))
             if span.is_recording():
                 set_content(span, A.GAP_ANSWER, answer)
                 span.set_attribute(A.GAP_SPEEDUP, result["speedup_factor"])
@@ -224,32 +287,87 @@ class GAPPlanner:
             return "level"
         return self.scheduler
 
-    async def _plan(self, query: str, plan_text: str | None, span: trace.Span) -> tuple[list[Task], str]:
+    async def _plan(
+        self,
+        query: str,
+        plan_text: str | None,
+        span: trace.Span,
+        options: Mapping[str, Any] | None,
+        inputs: Mapping[str, Any],
+    ) -> _Planned:
+        strict = self.on_invalid_plan != "heuristic"
         if plan_text is not None:
+            if strict:
+                return self._checked(plan_text, "given", span, inputs)
             tasks = self.parse_plan(plan_text)
             if not tasks:
                 raise PlanError(
                     "plan_text holds no plan: expected a <graph> of <node id=...> elements or "
                     "'Task <n>: <text> | Dependencies: ...' lines"
                 )
-            return tasks, "given"
+            return _Planned(tasks, "given")
         if self.llm is not None:
             pool = self._scheduler.pool(self.max_concurrency)
-            reply = await complete(self.llm, self.model, planning_messages(query, self.tools), pool)
+            prompt = (self.plan_prompt or planning_messages)(query, self.tools)
+            reply = await complete_reply(self.llm, self.model, prompt, pool, options)
+            conversation = [*prompt, {"role": "assistant", "content": reply.text}]
+            if strict:
+                planned = self._checked(reply.text, "llm", span, inputs)
+                planned.messages, planned.reply, planned.tokens = (
+                    conversation,
+                    reply.text,
+                    reply.output_tokens,
+                )
+                return planned
             try:
-                tasks = self.parse_plan(reply)
+                tasks = self.parse_plan(reply.text)
                 Graph.from_tasks(tasks)
             except ValueError as exc:
                 _log.warning("GAP: the LLM's plan was unusable (%s); using the heuristic plan", exc)
                 span.add_event("gap.plan_rejected", {"reason": str(exc)})
             else:
                 if tasks:
-                    return tasks, "llm"
+                    return _Planned(tasks, "llm", conversation, reply.text, reply.output_tokens)
                 span.add_event("gap.plan_fallback", {"reason": "the LLM reply held no plan"})
-        return heuristic_decompose(query), "heuristic"
+        return _Planned(heuristic_decompose(query), "heuristic")
 
-    async def _execute(self, graph: Graph) -> dict[str, Any]:
-        context: dict[str, Any] = {}
+    def _checked(self, text: str, source: str, span: trace.Span, inputs: Mapping[str, Any]) -> _Planned:
+        """Strict planning: the plan runs only if :func:`check_plan` passes it against the tools."""
+        check = check_plan(text, self.tools, inputs=inputs)
+        if check.valid:
+            return _Planned(check.tasks, source)
+        if self.on_invalid_plan == "raise":
+            raise PlanError(f"invalid plan ({check.kind}): {check.message}")
+        span.add_event("gap.plan_rejected", {"reason": check.message, "kind": check.kind})
+        return _Planned([], source, error={"kind": check.kind, "message": check.message})
+
+    def _invalid_result(self, query: str, planned: _Planned, run: RunState, started: float) -> dict[str, Any]:
+        """The result of a plan that did not run: the usual keys, nothing executed."""
+        return {
+            "query": query,
+            "answer": "",
+            "observations": {},
+            "total_time_ms": (time.perf_counter() - started) * 1000.0,
+            "execution_time_ms": 0.0,
+            "sequential_time_ms": 0.0,
+            "critical_path_ms": 0.0,
+            "critical_path": [],
+            "speedup_factor": 1.0,
+            "task_count": 0,
+            "level_count": 0,
+            "tool_calls": run.tool_calls,
+            "success": False,
+            "failed": [],
+            "skipped": [],
+            "plan_source": planned.source,
+            "scheduler": self._effective_scheduler(),
+            "tasks": [],
+            "graph": {"nodes": [], "edges": [], "levels": []},
+            **_plan_fields(planned, None),
+        }
+
+    async def _execute(self, graph: Graph, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        context: dict[str, Any] = dict(inputs)  # a node's result replaces an input of the same name
         scheduler = self._effective_scheduler()
         if scheduler == "dependency":
             return await self._scheduler.run_dependency(self, graph, context)
@@ -258,16 +376,25 @@ class GAPPlanner:
             observations.update(await self.execute_level(level, context))
         return observations
 
-    async def _answer(self, query: str, graph: Graph) -> str:
+    async def _answer(
+        self, query: str, graph: Graph, conversation: Messages, options: Mapping[str, Any] | None
+    ) -> tuple[str, int | None]:
         done = [t for t in graph.tasks if t.status is TaskStatus.COMPLETE]
+        pool = self._scheduler.pool(self.max_concurrency)
+        if self.llm is not None and self.answer_prompt is not None:
+            messages = self.answer_prompt(query, list(graph.tasks), list(conversation))
+            reply = await complete_reply(self.llm, self.model, messages, pool, options)
+            return reply.text, reply.output_tokens
         if self.llm is not None and done:
             observed = {t.id: (t.description, t.result) for t in done}
-            pool = self._scheduler.pool(self.max_concurrency)
-            return await complete(self.llm, self.model, answer_messages(query, observed), pool)
+            reply = await complete_reply(
+                self.llm, self.model, answer_messages(query, observed), pool, options
+            )
+            return reply.text, reply.output_tokens
         sinks = [t for t in done if not graph.dependents[t.id]]
         if len(sinks) == 1:
-            return render_result(sinks[0].result)
-        return "\n".join(f"{t.id}: {render_result(t.result)}" for t in sinks)
+            return render_result(sinks[0].result), None
+        return "\n".join(f"{t.id}: {render_result(t.result)}" for t in sinks), None
 
     def _result(
         self,
@@ -311,3 +438,14 @@ class GAPPlanner:
         totals["tasks"] += result["task_count"]
         totals["levels"] += result["level_count"]
         totals["time_ms"] += result["total_time_ms"]
+
+
+def _plan_fields(planned: _Planned, answer_tokens: int | None) -> dict[str, Any]:
+    """The result keys about the plan itself: valid or why not, the LLM's reply and token counts."""
+    return {
+        "plan_valid": planned.error is None,
+        "plan_error": planned.error,
+        "plan_reply": planned.reply,
+        "plan_tokens": planned.tokens,
+        "answer_tokens": answer_tokens,
+    }
