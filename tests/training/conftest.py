@@ -53,6 +53,7 @@ def call_row(task: int, rollout: int, word: str, reward: float, advantage: float
         R.ADVANTAGE: advantage,
         R.FINAL_REWARD: reward,
         R.IS_LAST: True,
+        R.POLICY_VERSION: -1,  # unknown (issue 16: the converters write it on every call row)
     }
     row.update(extra)
     assert set(row) == set(R.CALL_ROW_COLUMNS)

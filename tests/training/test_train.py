@@ -130,3 +130,39 @@ def test_cli_trains_from_yaml_with_flag_overrides(tiny_model, mixed_rows, kit, t
         ],
     )
     assert missing.exit_code == 1 and "neither an existing file/directory nor a DSN" in missing.output
+
+
+def test_cli_bad_inputs_give_one_line(tiny_model, mixed_rows, kit, tmp_path):
+    """A 0-row Parquet file and a missing model path each end in the CLI's own one-line error."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from click.testing import CliRunner
+
+    from lightspan.cli.main import cli
+
+    empty = tmp_path / "empty" / "calls.parquet"
+    empty.parent.mkdir()
+    schema = pa.Table.from_pylist(mixed_rows[:1]).schema
+    pq.write_table(schema.empty_table(), empty)
+    runner = CliRunner()
+    res = runner.invoke(
+        cli,
+        [
+            "train",
+            "--model",
+            tiny_model,
+            "--data",
+            str(empty),
+            "--output",
+            str(tmp_path / "o"),
+            "--no-progress",
+        ],
+    )
+    assert res.exit_code == 1 and "holds no rows" in res.output and "Traceback" not in res.output
+    data = kit.write_rows(mixed_rows, tmp_path / "rows" / "calls.parquet")
+    missing = str(tmp_path / "no-such-model")
+    res = runner.invoke(
+        cli,
+        ["train", "--model", missing, "--data", str(data), "--output", str(tmp_path / "o2"), "--no-progress"],
+    )
+    assert res.exit_code == 1 and "does not exist" in res.output and "repo id" not in res.output.lower()

@@ -67,6 +67,19 @@ def _columns(file: Path, kind: str) -> set[str]:
         return set()
 
 
+def _count_rows(kind: str, files: list[str]) -> int:
+    """Rows in the files, read from Parquet metadata or by counting non-blank JSON lines."""
+    if kind == "parquet":
+        import pyarrow.parquet as pq
+
+        return sum(pq.read_metadata(f).num_rows for f in files)
+    total = 0
+    for f in files:
+        with open(f, encoding="utf-8") as fh:
+            total += sum(1 for line in fh if line.strip())
+    return total
+
+
 def _load_dsn(dsn: str, work_dir: Path, credit: str):
     """Convert straight from ClickHouse through the converters' public API, then read the call rows."""
     try:
@@ -111,6 +124,8 @@ def load_dataset_source(data: Any, work_dir: str | Path = ".", *, credit: str = 
                 f"data {str(data)!r} is neither an existing file/directory nor a DSN (chdb:///dir, http://host:8123/db)."
             )
         kind, files = _data_files(path)
+        if _count_rows(kind, files) == 0:  # datasets raises an unhelpful error on empty files
+            raise ValueError(f"the training data {str(data)!r} holds no rows.")
         ds = datasets.Dataset.from_parquet(files) if kind == "parquet" else datasets.Dataset.from_json(files)
     else:
         raise TypeError(

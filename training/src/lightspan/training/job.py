@@ -46,10 +46,17 @@ class TrainResult:
     checkpoints: list[str] = field(default_factory=list)
 
 
+def _looks_like_path(model: str) -> bool:
+    """A local path rather than a hub id ``org/name``: absolute, relative (./, ../, ~) or deeper than org/name."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model
+
+
 def _load_model(cfg: TrainConfig):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    if cfg.model and _looks_like_path(cfg.model) and not Path(cfg.model).expanduser().exists():
+        raise FileNotFoundError(f"model path {cfg.model!r} does not exist.")
     try:
         tokenizer = AutoTokenizer.from_pretrained(cfg.model)
     except OSError as exc:
