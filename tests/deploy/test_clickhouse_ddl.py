@@ -16,7 +16,14 @@ from deploy_test_helpers import DEPLOY, chdb_client
 from lightspan.schemas import ddl
 
 CH_DIR = DEPLOY / "clickhouse"
-TABLES = [ddl.MIGRATIONS_TABLE, ddl.SPANS_TABLE, ddl.REWARDS_TABLE, ddl.WATERMARKS_TABLE]
+TABLES = [
+    ddl.MIGRATIONS_TABLE,
+    ddl.SPANS_TABLE,
+    ddl.REWARDS_TABLE,
+    ddl.WATERMARKS_TABLE,
+    ddl.LOGS_TABLE,
+    ddl.POLICY_VERSIONS_TABLE,
+]
 
 
 def statements(script: str) -> list[str]:
@@ -71,7 +78,9 @@ def test_check_mode_reports_drift(tmp_path):
 
 def test_cluster_ddl_parses_in_clickhouse(client):
     stmts = statements((CH_DIR / "cluster.sql").read_text())
-    assert len(stmts) == 1 + 2 * len(TABLES)
+    alters = [s for s in stmts if s.startswith("ALTER TABLE")]
+    assert alters, "the rollout-identity migration alters existing tables"
+    assert len(stmts) == 1 + 2 * len(TABLES) + len(alters)
     for stmt in stmts:
         formatted = client.query(f"SELECT formatQuery({sql_string(stmt)})").result_rows[0][0]
         assert "ON CLUSTER lightspan" in formatted, formatted[:120]
