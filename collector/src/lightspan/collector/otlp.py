@@ -17,8 +17,9 @@ import base64
 import json
 import math
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
+from google.protobuf.message import Message
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from lightspan.schemas import ddl
@@ -38,17 +39,24 @@ _ZERO_TRACE_ID = bytes(16)
 _MAX_TIMESTAMP = 2**63 - 1  # DateTime64(9) is int64 ns; a later start could never be inserted
 
 
+M = TypeVar("M", bound=Message)
+
+
 class MalformedRequest(ValueError):
     """The request body is not a valid OTLP trace export; the message says what is wrong."""
 
 
-def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    req = ExportTraceServiceRequest()
+def parse_protobuf(body: bytes, req: M) -> M:
+    """Parse ``body`` into ``req`` (any OTLP export request), a decode error as :class:`MalformedRequest`."""
     try:
         req.ParseFromString(body)
     except Exception as exc:  # google.protobuf.message.DecodeError and upb variants
-        raise MalformedRequest(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+        raise MalformedRequest(f"body is not a protobuf {type(req).__name__}: {exc}") from None
     return req
+
+
+def decode_protobuf(body: bytes) -> ExportTraceServiceRequest:
+    return parse_protobuf(body, ExportTraceServiceRequest())
 
 
 def decode_json(body: bytes) -> ExportTraceServiceRequest:
@@ -74,6 +82,15 @@ class Checked:
         more = f" (and {len(self.errors) - 3} more)" if len(self.errors) > 3 else ""
         return "; ".join(self.errors[:3]) + more
 
+    def add(self, problem: str | None) -> None:
+        """Count one item: storable when ``problem`` is None, else rejected (the first 10 reasons kept)."""
+        if problem is None:
+            self.accepted += 1
+        else:
+            self.rejected += 1
+            if len(self.errors) < 10:
+                self.errors.append(problem)
+
 
 def _span_problem(span: Any) -> str | None:
     trace_id, span_id = span.trace_id, span.span_id
@@ -97,13 +114,7 @@ def check_spans(req: ExportTraceServiceRequest) -> Checked:
     for rs in req.resource_spans:
         for ss in rs.scope_spans:
             for span in ss.spans:
-                problem = _span_problem(span)
-                if problem is None:
-                    out.accepted += 1
-                else:
-                    out.rejected += 1
-                    if len(out.errors) < 10:
-                        out.errors.append(problem)
+                out.add(_span_problem(span))
     return out
 
 

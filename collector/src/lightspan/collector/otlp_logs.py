@@ -18,7 +18,7 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsSer
 
 from lightspan.schemas import ddl
 
-from .otlp import _MAX_TIMESTAMP, Checked, Flattened, MalformedRequest, _slow_str, attrs_to_dict, window
+from .otlp import _MAX_TIMESTAMP, Checked, Flattened, _slow_str, attrs_to_dict, parse_protobuf, window
 from .redact import Redactor
 
 #: What the collector writes to otel_logs; ClickHouse fills TimestampTime, LogHash and IngestedAt.
@@ -26,12 +26,7 @@ LOG_COLUMNS: list[str] = [c for c in ddl.OTEL_LOGS_COLUMNS if c != "TimestampTim
 
 
 def decode_logs(body: bytes) -> ExportLogsServiceRequest:
-    req = ExportLogsServiceRequest()
-    try:
-        req.ParseFromString(body)
-    except Exception as exc:  # google.protobuf.message.DecodeError and upb variants
-        raise MalformedRequest(f"body is not a protobuf ExportLogsServiceRequest: {exc}") from None
-    return req
+    return parse_protobuf(body, ExportLogsServiceRequest())
 
 
 def decode_logs_json(body: bytes) -> ExportLogsServiceRequest:
@@ -56,13 +51,7 @@ def check_logs(req: ExportLogsServiceRequest) -> Checked:
     for rl in req.resource_logs:
         for sl in rl.scope_logs:
             for rec in sl.log_records:
-                problem = _record_problem(rec)
-                if problem is None:
-                    out.accepted += 1
-                else:
-                    out.rejected += 1
-                    if len(out.errors) < 10:
-                        out.errors.append(problem)
+                out.add(_record_problem(rec))
     return out
 
 
