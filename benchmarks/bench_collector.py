@@ -1,14 +1,18 @@
-"""Collector ingest benchmark: OTLP request -> committed rows, gRPC and HTTP, vs a direct insert ceiling.
+"""Collector ingest benchmark: CPU per stored span / log record against the engine's own insert cost.
 
-Spans are realistic GenAI chat spans (~2 KB of message content each, 14 attributes). Senders run in a
-separate process with pre-serialized requests, so the collector process's CPU time is the collector's
-cost (it includes the embedded chDB engine, which runs in-process). Reported: wall-clock spans/s and
-spans per collector CPU-second (= per core). The ceiling is the same rows inserted straight into chDB
-(clickhouse-connect Native, and the alternatives tried: Arrow, JSONColumns) next to the engine's own
-cost (INSERT ... SELECT), with decode and flatten costs per span. The overload phase sends from 2x the concurrency the
-writer keeps up with and records peak RSS and how many spans were refused with 503/UNAVAILABLE.
+Spans are realistic GenAI chat spans (~2 KB of message content each, 14 attributes), log records GenAI
+events (~1 KB body, 8 attributes). Senders run in a separate process with pre-serialized requests, so
+the collector process's CPU (from /proc: every thread, the in-process chDB engine's included) is the
+collector's cost; it is split by thread kind (Python receivers and writer, engine threads, merges) and
+the writer's time inside the insert call is reported. The floor, measured in the same run in a child
+process: the same finished rows ``INSERT ... SELECT``ed inside the engine from an in-memory copy
+(every stored column given), plus the same with the DEFAULT/MATERIALIZED columns left to the engine, and
+the collector's own sink inserting the already flattened rows. Each phase reports its ratio to both
+floors (issue 18's goal: at most 1.5x ``engine_floor``), rows per insert, load average; the run records
+machine and date. The overload phase sends from 2x the concurrency against a small queue and records
+peak RSS and how many exports were refused with UNAVAILABLE.
 
-    .venv/bin/python benchmarks/bench_collector.py [--quick]
+    .venv/bin/python benchmarks/bench_collector.py [--quick | --requests N] [--alternatives] [--no-overload]
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from typing import Any
 
 SPANS_PER_REQUEST = 512
 
@@ -67,7 +72,39 @@ def make_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
     return req.SerializeToString()
 
 
-def sender(transport: str, port: int, requests: int, concurrency: int) -> None:
+def make_logs_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
+    """GenAI events as log records (~1 KB body, 8 attributes each), as instrumentations send them."""
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+
+    def kv(k: str, v: object) -> KeyValue:
+        if isinstance(v, str):
+            return KeyValue(key=k, value=AnyValue(string_value=v))
+        return KeyValue(key=k, value=AnyValue(int_value=int(v)))  # type: ignore[arg-type]
+
+    req = ExportLogsServiceRequest()
+    rl = req.resource_logs.add()
+    rl.resource.attributes.extend([kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
+    sl = rl.scope_logs.add()
+    sl.scope.name, sl.scope.version = "lightspan.instrumentation.openai", "0.1.0"
+    words = "the agent looked up the capital of france and then verified it with a second tool call ".split()
+    body = json.dumps({"content": " ".join(words[i % len(words)] for i in range(170)), "role": "assistant"})
+    now = time.time_ns()
+    for i in range(n):
+        r = sl.log_records.add(time_unix_nano=now + i, observed_time_unix_nano=now + i + 10, severity_number=9,
+                               severity_text="INFO", event_name="gen_ai.choice", flags=1)  # fmt: skip
+        r.trace_id, r.span_id = os.urandom(16), os.urandom(8)
+        r.body.string_value = body
+        r.attributes.extend([
+            kv("gen_ai.system", "openai"), kv("gen_ai.response.id", f"chatcmpl-{seed}-{i}"), kv("index", 0),
+            kv("finish_reason", "stop"), kv("lightspan.rollout.id", f"ro-{seed}-{i // 8}"),
+            kv("lightspan.task.id", f"task-{i // 64}"), kv("gen_ai.request.model", "gpt-4o-mini"),
+            kv("server.address", "api.openai.com"),
+        ])  # fmt: skip
+    return req.SerializeToString()
+
+
+def sender(transport: str, port: int, requests: int, concurrency: int, signal: str = "traces") -> None:
     """Child process: send ``requests`` exports with ``concurrency`` threads; print counts as JSON."""
     import threading
     import urllib.error
@@ -75,14 +112,16 @@ def sender(transport: str, port: int, requests: int, concurrency: int) -> None:
 
     import grpc
 
-    bodies = [make_request(seed=s) for s in range(8)]
+    make = make_logs_request if signal == "logs" else make_request
+    service = "logs.v1.LogsService" if signal == "logs" else "trace.v1.TraceService"
+    bodies = [make(seed=s) for s in range(8)]
     stats = {"ok": 0, "refused": 0}
     lock = threading.Lock()
     todo = iter(range(requests))
 
     def work() -> None:
         export = grpc.insecure_channel(f"127.0.0.1:{port}").unary_unary(
-            "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            f"/opentelemetry.proto.collector.{service}/Export"
         )
         while True:
             with lock:
@@ -97,7 +136,7 @@ def sender(transport: str, port: int, requests: int, concurrency: int) -> None:
                 except grpc.RpcError:
                     ok = False
             else:
-                req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/traces", data=body, method="POST",
+                req = urllib.request.Request(f"http://127.0.0.1:{port}/v1/{signal}", data=body, method="POST",
                                              headers={"Content-Type": "application/x-protobuf"})  # fmt: skip
                 try:
                     urllib.request.urlopen(req, timeout=60).read()
@@ -156,138 +195,288 @@ def _arrow_table(columns: dict[str, list], names: list[str]):  # noqa: ANN202 - 
     return pa.Table.from_arrays(arrays, names=names)
 
 
-def ceiling(requests: int) -> dict:
-    """The same rows, already flattened, inserted straight into chDB three ways, plus the engine alone.
+def cpu_s() -> float:
+    """This process's CPU seconds (user + system, every thread, finished ones included) from /proc."""
+    with open("/proc/self/stat") as fh:
+        fields = fh.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    ``native``: clickhouse-connect column insert (what the collector does). ``arrow``: a pyarrow table
-    built column-wise, ``insert_arrow``. ``json``: ``orjson.dumps`` of the columns, parsed by ClickHouse
-    as JSONColumns through ``file()`` (integer ns converted in SQL). ``engine_floor``: ``INSERT ... SELECT``
-    from an in-memory copy of the rows (no client work at all: sort, compress, indexes). Interleaved,
-    best of 3 rounds, so machine load hits each alike. CPU seconds are the process's (chDB is in-process).
+
+def thread_cpu_s() -> dict[str, float]:
+    """CPU seconds of the live threads, by kind: ``python`` (receivers and writer, including the engine
+    work chDB does in the calling thread), ``merges`` (the engine's MergeMutate pool), ``engine`` (its other
+    threads: insert pipelines, background schedule, memory worker) and ``grpc`` (gRPC's C core)."""
+    out = {"python": 0.0, "engine": 0.0, "merges": 0.0, "grpc": 0.0}
+    tick = os.sysconf("SC_CLK_TCK")
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as fh:
+                text = fh.read()
+        except OSError:  # the thread ended meanwhile
+            continue
+        comm = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text.rsplit(")", 1)[1].split()
+        kind = ("python" if comm.startswith("python") else "merges" if "Merge" in comm
+                else "grpc" if comm.startswith(("grpc", "event_engine", "default-execu", "resolver", "timer"))
+                else "engine")  # fmt: skip
+        out[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def _per_row_us(cpu: float, rows: int) -> float:
+    return round(cpu / max(rows, 1) * 1e6, 1)
+
+
+def ceiling(requests: int, signal: str = "traces", alternatives: bool = False) -> dict:
+    """The same rows, already flattened, inserted straight into chDB, next to the engine alone.
+
+    ``native``: clickhouse-connect column insert of the finished Python columns (what the collector's
+    sink does). ``engine_floor``: ``INSERT ... SELECT`` from an in-memory copy of the stored rows, every
+    stored column given, MATERIALIZED ones included (no client work, nothing to compute: sort, compress,
+    indexes, part write): the goal's floor. ``engine_floor_defaults``: the same with only the columns the
+    collector sends, so the engine also computes the DEFAULT and MATERIALIZED columns (the RL and parsed
+    LLM columns for spans; TimestampTime, LogHash for logs), as it must for the collector's rows
+    (``engine_floor_materialized_only``: every column but the MATERIALIZED ones given). With ``alternatives`` (spans): ``arrow`` (a pyarrow table built
+    column-wise, ``insert_arrow``) and ``json`` (``orjson.dumps`` of the columns, parsed by ClickHouse as
+    JSONColumns through ``file()``). Interleaved, best of 3 rounds, so machine load hits each alike. CPU
+    seconds are the process's from /proc (chDB is in-process, its threads included).
     """
-    import orjson
-
     from lightspan.collector.otlp import COLUMNS, decode_protobuf, flatten
+    from lightspan.collector.otlp_logs import LOG_COLUMNS, decode_logs, flatten_logs
     from lightspan.collector.redact import Redactor
+    from lightspan.collector.writer import EMBEDDED_INSERT_SETTINGS, ClickHouseSink
     from lightspan.schemas import ddl
     from lightspan.storage import apply_schema, connect
 
-    bodies = [make_request(seed=99 + s) for s in range(max(requests, 2))]
+    logs = signal == "logs"
+    make: Any
+    decode: Any
+    flat_fn: Any
+    make, decode, flat_fn, cols, table = (
+        (make_logs_request, decode_logs, flatten_logs, LOG_COLUMNS, f"lightspan.{ddl.LOGS_TABLE}")
+        if logs
+        else (make_request, decode_protobuf, flatten, COLUMNS, f"lightspan.{ddl.SPANS_TABLE}")
+    )
+    bodies = [make(seed=99 + s) for s in range(max(requests, 2))]
     redactor = Redactor(max_attribute_bytes=65536)  # the collector's default limit
     cpu0 = time.process_time()
-    reqs = [decode_protobuf(b) for b in bodies]
+    reqs = [decode(b) for b in bodies]
     decode_cpu = time.process_time() - cpu0
-    flats = [flatten(r, redactor) for r in reqs]
+    flats = [flat_fn(r, redactor) for r in reqs]
     flatten_cpu = time.process_time() - cpu0 - decode_cpu
     flat = flats[0]
     for f in flats[1:]:
         flat.extend(f)
+    del flats, reqs
     d = tempfile.mkdtemp(prefix="ls-ceiling-")
     client = connect(f"chdb://{d}/data")
     apply_schema(client)
-    table, batch = "lightspan.otel_traces", 10_000
-    types = {**ddl.OTEL_TRACES_COLUMNS, **{k: v[0] for k, v in ddl.LIGHTSPAN_SPAN_COLUMNS.items()}}
-    ns_cols = {"Timestamp": "Int64", "Events.Timestamp": "Array(Int64)"}
-    structure = ", ".join(f"`{c}` {ns_cols.get(c, types[c])}" for c in COLUMNS)
-    select = ", ".join({"Timestamp": "fromUnixTimestamp64Nano(`Timestamp`)",
-                        "Events.Timestamp": "arrayMap(x -> fromUnixTimestamp64Nano(x), `Events.Timestamp`)"}.get(c, f"`{c}`")
-                       for c in COLUMNS)  # fmt: skip
-    names = ", ".join(f"`{c}`" for c in COLUMNS)
-    json_path = f"{d}/batch.json"
+    batch = 10_000
 
     def part(lo: int, hi: int) -> dict[str, list]:
-        return {c: flat.columns[c][lo:hi] for c in COLUMNS}
+        return {c: flat.columns[c][lo:hi] for c in cols}
+
+    sink = ClickHouseSink(client, "lightspan", settings=EMBEDDED_INSERT_SETTINGS)  # what the collector uses
 
     def native(lo: int, hi: int) -> None:
-        cols = part(lo, hi)
-        client.insert(table, [cols[c] for c in COLUMNS], column_names=COLUMNS, column_oriented=True)
+        (sink.write_logs if logs else sink.write_spans)(part(lo, hi), hi - lo)
 
-    def arrow(lo: int, hi: int) -> None:
-        client.insert_arrow(table, _arrow_table(part(lo, hi), COLUMNS))
-
-    def json_columns(lo: int, hi: int) -> None:
-        with open(json_path, "wb") as fh:
-            fh.write(orjson.dumps(part(lo, hi)))
-        client.command(
-            f"INSERT INTO {table} ({names}) SELECT {select} FROM file('{json_path}', 'JSONColumns', '{structure}')"
-        )
+    native(0, min(batch, flat.rows))  # warm-up, and rows for the in-memory source of the engine floors
+    db, name = table.split(".")
+    stored = client.query(
+        "SELECT name, default_kind FROM system.columns WHERE database = %(db)s AND table = %(t)s "
+        "AND default_kind != 'ALIAS' ORDER BY position",
+        parameters={"db": db, "t": name},
+    ).result_rows
+    q = lambda names: ", ".join(f"`{c}`" for c in names)  # noqa: E731
+    every = q(c for c, _ in stored)  # MATERIALIZED columns included: the finished rows, nothing to compute
+    not_materialized = q(c for c, kind in stored if kind != "MATERIALIZED")
+    sent = q(cols)
+    client.command(f"CREATE TABLE lightspan.ceiling_src ENGINE = Memory AS SELECT {every} FROM {table}")
+    assert int(str(client.command("SELECT count() FROM lightspan.ceiling_src"))) == min(batch, flat.rows)
 
     def engine(lo: int, hi: int) -> None:
-        client.command(f"INSERT INTO {table} SELECT * FROM lightspan.ceiling_src LIMIT {hi - lo} OFFSET {lo}")
+        client.command(f"INSERT INTO {table} ({every}) SETTINGS insert_allow_materialized_columns = 1 "
+                       f"SELECT {every} FROM lightspan.ceiling_src LIMIT {hi - lo}")  # fmt: skip
 
-    native(0, min(batch, flat.rows))  # warm-up, and rows for the in-memory source of the engine floor
-    client.command(f"CREATE TABLE lightspan.ceiling_src ENGINE = Memory AS SELECT * FROM {table}")
-    out: dict = {"decode_us_per_span": round(decode_cpu / flat.rows * 1e6, 1),
-                 "flatten_us_per_span": round(flatten_cpu / flat.rows * 1e6, 1)}  # fmt: skip
+    def engine_materialized(lo: int, hi: int) -> None:
+        client.command(f"INSERT INTO {table} ({not_materialized}) SELECT {not_materialized} FROM lightspan.ceiling_src LIMIT {hi - lo}")  # fmt: skip
+
+    def engine_defaults(lo: int, hi: int) -> None:
+        client.command(f"INSERT INTO {table} ({sent}) SELECT {sent} FROM lightspan.ceiling_src LIMIT {hi - lo}")  # fmt: skip
+
+    methods: list = [("native", native), ("engine_floor", engine), ("engine_floor_defaults", engine_defaults)]
+    if any(kind == "MATERIALIZED" for _, kind in stored):
+        methods.append(("engine_floor_materialized_only", engine_materialized))
+    if alternatives and not logs:
+        import orjson
+
+        types = {**ddl.OTEL_TRACES_COLUMNS, **{k: v[0] for k, v in ddl.LIGHTSPAN_SPAN_COLUMNS.items()}}
+        ns_cols = {"Timestamp": "Int64", "Events.Timestamp": "Array(Int64)"}
+        structure = ", ".join(f"`{c}` {ns_cols.get(c, types[c])}" for c in cols)
+        select = ", ".join({"Timestamp": "fromUnixTimestamp64Nano(`Timestamp`)",
+                            "Events.Timestamp": "arrayMap(x -> fromUnixTimestamp64Nano(x), `Events.Timestamp`)"}.get(c, f"`{c}`")
+                           for c in cols)  # fmt: skip
+        json_path = f"{d}/batch.json"
+
+        def arrow(lo: int, hi: int) -> None:
+            client.insert_arrow(table, _arrow_table(part(lo, hi), cols))
+
+        def json_columns(lo: int, hi: int) -> None:
+            with open(json_path, "wb") as fh:
+                fh.write(orjson.dumps(part(lo, hi)))
+            client.command(
+                f"INSERT INTO {table} ({sent}) SELECT {select} FROM file('{json_path}', 'JSONColumns', '{structure}')"
+            )
+
+        methods += [("arrow", arrow), ("json", json_columns)]
+    out: dict = {"signal": signal, "decode_us_per_row": _per_row_us(decode_cpu, flat.rows),
+                 "flatten_us_per_row": _per_row_us(flatten_cpu, flat.rows)}  # fmt: skip
     for _ in range(3):
-        for name, fn in (
-            ("native", native),
-            ("arrow", arrow),
-            ("json", json_columns),
-            ("engine_floor", engine),
-        ):
-            rows = flat.rows if name != "engine_floor" else min(batch, flat.rows)
-            cpu0, t0 = time.process_time(), time.perf_counter()
+        for name, fn in methods:
+            rows = flat.rows  # the engine floors repeat their 10,000-row source: same inserts, same sizes
+            cpu0, t0 = cpu_s(), time.perf_counter()
             for i in range(0, rows, batch):
                 fn(i, min(i + batch, rows))
-            cpu, wall = time.process_time() - cpu0, time.perf_counter() - t0
+            cpu, wall = cpu_s() - cpu0, time.perf_counter() - t0
             if name not in out or cpu < out[name]["cpu_s"]:
                 out[name] = {"rows": rows, "wall_s": round(wall, 3), "cpu_s": round(cpu, 3),
-                             "rows_per_s": round(rows / wall), "rows_per_cpu_s": round(rows / cpu)}  # fmt: skip
+                             "us_per_row": _per_row_us(cpu, rows), "rows_per_cpu_s": round(rows / max(cpu, 1e-9))}  # fmt: skip
     client.close()
     return out
 
 
-def run_collector_phase(transport: str, requests: int, concurrency: int, **cfg: object) -> dict:
+class _WriterClock:
+    """Thread CPU the writer spends per batch, and the part of it inside the sink's insert call
+    (clickhouse-connect's encoding plus the engine work chDB does in the calling thread)."""
+
+    def __init__(self, pipeline: object) -> None:
+        self.write_s = self.insert_s = 0.0
+        self.inserts = 0
+        write, sink = pipeline._write, pipeline.sink  # type: ignore[attr-defined]
+
+        def timed_write(batch: list) -> bool:
+            t0 = time.thread_time()
+            try:
+                return write(batch)
+            finally:
+                self.write_s += time.thread_time() - t0
+
+        def timed(fn):  # noqa: ANN001, ANN202
+            def call(*args: object) -> None:
+                t0 = time.thread_time()
+                try:
+                    fn(*args)
+                finally:
+                    self.insert_s += time.thread_time() - t0
+                    self.inserts += 1
+
+            return call
+
+        pipeline._write = timed_write  # type: ignore[attr-defined]
+        for name in ("write_spans", "write_logs"):
+            setattr(sink, name, timed(getattr(sink, name)))
+
+
+def run_collector_phase(
+    transport: str, requests: int, concurrency: int, signal: str = "traces", **cfg: object
+) -> dict:
+    """One collector (embedded chDB) fed by a sender process; CPU per stored row from /proc, split by thread kind."""
     from lightspan.collector import Collector, CollectorConfig
 
     d = tempfile.mkdtemp(prefix=f"ls-bench-{transport}-")
     config = CollectorConfig.load(data_dir=f"{d}/data", grpc_endpoint="127.0.0.1:0", http_endpoint="127.0.0.1:0",
                                   query_endpoint="off", **cfg)  # fmt: skip
     c = Collector(config).start()
+    assert c.pipeline is not None
+    clock = _WriterClock(c.pipeline)
+    counter = c.metrics.logs_written if signal == "logs" else c.metrics.written
     port = c.grpc_port if transport == "grpc" else c.http_port
-    cpu0, t0 = time.process_time(), time.perf_counter()
-    out = subprocess.run([sys.executable, __file__, "--sender", transport, str(port), str(requests), str(concurrency)],
+    threads0 = thread_cpu_s()
+    cpu0, t0 = cpu_s(), time.perf_counter()
+    out = subprocess.run([sys.executable, __file__, "--sender", transport, str(port), str(requests), str(concurrency), signal],
                          capture_output=True, text=True, check=True)  # fmt: skip
     stats = json.loads(out.stdout.strip().splitlines()[-1])
+    expected = stats["ok"] * SPANS_PER_REQUEST
+    while counter._value.get() < expected and time.perf_counter() - t0 < 600:
+        time.sleep(0.02)
+    wall_written = time.perf_counter() - t0
+    threads1 = thread_cpu_s()  # before stop: the receivers' and writer's threads end with it
     c.stop(timeout=120)
-    wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
-    written = int(c.metrics.written._value.get())
-    return {"transport": transport, "load_avg_1m": round(os.getloadavg()[0], 2), "spans_written": written, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "spans_per_s": round(written / wall), "spans_per_cpu_s": round(written / cpu), **stats,
-            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # fmt: skip
+    wall, cpu = time.perf_counter() - t0, cpu_s() - cpu0
+    written = int(counter._value.get())
+    by_kind = {k: round(threads1[k] - threads0[k], 2) for k in threads1}
+    return {"signal": signal, "transport": transport, "load_avg_1m": round(os.getloadavg()[0], 2), "rows_written": written,
+            "wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "rows_per_s": round(written / wall_written),
+            "us_per_row": _per_row_us(cpu, written), "rows_per_cpu_s": round(written / cpu),
+            "threads_cpu_s": by_kind, "writer_cpu_s": round(clock.write_s, 2), "writer_insert_call_cpu_s": round(clock.insert_s, 2),
+        "inserts": clock.inserts, "rows_per_insert": round(written / max(clock.inserts, 1)),
+            **stats, "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}  # fmt: skip
+
+
+def _ratio(phase: dict, ceil: dict) -> dict:
+    """The phase's CPU per stored row over the engine's own cost for the same finished rows (same run)."""
+    return {"vs_engine_floor": round(phase["us_per_row"] / ceil["engine_floor"]["us_per_row"], 2),
+            "vs_engine_floor_with_defaults": round(phase["us_per_row"] / ceil["engine_floor_defaults"]["us_per_row"], 2)}  # fmt: skip
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="small run (about a minute)")
-    ap.add_argument("--requests", type=int, default=None, help="exports per phase (512 spans each)")
-    ap.add_argument("--sender", nargs=4, help=argparse.SUPPRESS)
-    ap.add_argument("--ceiling-only", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true", help="small run (a few minutes)")
+    ap.add_argument(
+        "--requests", type=int, default=None, help="exports per phase (512 spans or records each)"
+    )
+    ap.add_argument("--alternatives", action="store_true", help="also time the Arrow and JSONColumns inserts")
+    ap.add_argument("--no-overload", action="store_true", help="skip the 2x overload phase")
+    ap.add_argument("--sender", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--ceiling-only", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.sender:
-        transport, port, n, conc = args.sender
-        return sender(transport, int(port), int(n), int(conc))
+        transport, port, n, conc, signal = args.sender
+        return sender(transport, int(port), int(n), int(conc), signal)
     if args.ceiling_only:
-        print(json.dumps(ceiling(args.ceiling_only)))
+        print(json.dumps(ceiling(int(args.ceiling_only[0]), args.ceiling_only[1], args.alternatives)))
         return None
     n = args.requests or (20 if args.quick else 100)
-    results: dict = {"spans_per_request": SPANS_PER_REQUEST, "request_bytes": len(make_request()),
-                     "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
-    # In a child process, so the rows it holds do not count in the collector phases' peak RSS.
-    out = subprocess.run(
-        [sys.executable, __file__, "--ceiling-only", str(n)], capture_output=True, text=True, check=True
-    )
-    results["ceiling"] = json.loads(out.stdout.strip().splitlines()[-1])
+    results: dict = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": _machine(),
+                     "command": " ".join(["benchmarks/bench_collector.py", *sys.argv[1:]]),
+                     "spans_per_request": SPANS_PER_REQUEST, "request_bytes": len(make_request()),
+                     "logs_request_bytes": len(make_logs_request()), "load_avg_1m_start": round(os.getloadavg()[0], 2)}  # fmt: skip
     print(json.dumps(results), flush=True)
-    for transport in ("grpc", "http"):
-        r = run_collector_phase(transport, n, 2)
+    for signal in ("traces", "logs"):
+        # In a child process, so the rows it holds do not count in the collector phases' peak RSS.
+        extra = ["--alternatives"] if args.alternatives else []
+        out = subprocess.run([sys.executable, __file__, "--ceiling-only", str(n), signal, *extra],
+                             capture_output=True, text=True, check=True)  # fmt: skip
+        results[f"ceiling_{signal}"] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(json.dumps(results[f"ceiling_{signal}"]), flush=True)
+    for name, transport, signal in (
+        ("grpc", "grpc", "traces"),
+        ("http", "http", "traces"),
+        ("logs_grpc", "grpc", "logs"),
+    ):
+        r = run_collector_phase(transport, n, 2, signal)
+        r["ratio"] = _ratio(r, results[f"ceiling_{signal}"])
         print(json.dumps(r), flush=True)
-        results[transport] = r
-    # 2x overload: twice the senders against a small queue; memory must stay bounded, extra load refused.
-    r = run_collector_phase("grpc", n, 4, queue_max_spans=20_000, batch_max_spans=5_000)
-    results["overload_2x"] = r
-    print(json.dumps(r), flush=True)
+        results[name] = r
+    if not args.no_overload:
+        # 2x overload: twice the senders against a small queue; memory must stay bounded, extra load refused.
+        r = run_collector_phase("grpc", n, 4, queue_max_spans=20_000, batch_max_spans=5_000)
+        results["overload_2x"] = r
+        print(json.dumps(r), flush=True)
+    results["load_avg_1m_end"] = round(os.getloadavg()[0], 2)
+    print(json.dumps({"summary": {k: v["ratio"] for k, v in results.items() if isinstance(v, dict) and "ratio" in v},
+                      "load_avg_1m_end": results["load_avg_1m_end"]}), flush=True)  # fmt: skip
+
+
+def _machine() -> str:
+    model = ""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    return f"{os.cpu_count()} CPUs, {model}".strip(", ")
 
 
 if __name__ == "__main__":

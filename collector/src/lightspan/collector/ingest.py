@@ -157,6 +157,12 @@ class Ingestor:
         ticket = ticket or self.ticket()
         try:
             self.admit(ticket, len(body) * DECODE_FACTOR, transport=transport, signal=signal)
+            if self.pipeline.spans_full:  # any span would be refused below: spare the decode
+                self._counter(signal, "rejected").labels(transport, "backpressure").inc()
+                raise Unavailable(
+                    f"pipeline full, retry later: {self.pipeline.queued_spans} spans are waiting for ClickHouse",
+                    self.retry_after_s,
+                )
             try:
                 req = (sig.decode_json if json_body else sig.decode)(body)
             except MalformedRequest as exc:

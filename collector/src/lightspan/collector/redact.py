@@ -73,6 +73,8 @@ class Redactor:
         if not limit:
             return
         quick = limit // 4  # a str of <= limit/4 chars is <= limit bytes in UTF-8
+        if not attrs or max(map(len, attrs.values())) <= quick:
+            return  # the common case, checked in C: nothing can be over the limit
         cut_keys = None
         for key, value in attrs.items():
             if len(value) <= quick:

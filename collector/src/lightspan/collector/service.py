@@ -16,7 +16,7 @@ from .ingest import Ingestor
 from .metrics import Metrics
 from .redact import Redactor
 from .spool import Spool
-from .writer import ClickHouseSink, Pipeline
+from .writer import EMBEDDED_INSERT_SETTINGS, ClickHouseSink, Pipeline
 
 _log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ class Collector:
             if cfg.schema_apply:
                 with self.lock:
                     apply_schema(self.client, database=dsn.database)
-            sink: Any = ClickHouseSink(self.client, dsn.database, self.lock)
+            settings = EMBEDDED_INSERT_SETTINGS if dsn.embedded else None
+            sink: Any = ClickHouseSink(self.client, dsn.database, self.lock, settings)
         else:
             sink = self._sink_override
         self.spool = Spool(

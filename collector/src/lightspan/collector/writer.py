@@ -55,21 +55,30 @@ class Sink(Protocol):
 class ClickHouseSink:
     """Column-oriented inserts through one clickhouse-connect client (serialized by ``lock``).
 
-    Native format on purpose: Arrow (pyarrow table built column-wise) and JSONColumns (orjson) were
-    measured against it and were no faster end to end on embedded chDB (docs/benchmarks/collector.md).
+    Native format on purpose: Arrow (pyarrow table built column-wise, through ``insert_arrow`` or chDB's
+    ``Python()`` table function) and JSONColumns (orjson), and clickhouse-connect's compiled Rust encoder,
+    were measured against it and were no cheaper end to end on embedded chDB (docs/benchmarks/collector.md).
+    ``settings`` go with every insert (the embedded engine's are :data:`EMBEDDED_INSERT_SETTINGS`).
     """
 
-    def __init__(self, client: Any, database: str, lock: threading.Lock | None = None):
+    def __init__(
+        self,
+        client: Any,
+        database: str,
+        lock: threading.Lock | None = None,
+        settings: dict[str, Any] | None = None,
+    ):
         self.client = client
         self.spans_table = f"{database}.{ddl.SPANS_TABLE}"
         self.rewards_table = f"{database}.{ddl.REWARDS_TABLE}"
         self.logs_table = f"{database}.{ddl.LOGS_TABLE}"
         self.lock = lock or threading.Lock()
+        self.settings = dict(settings) if settings else None
 
     def _insert(self, table: str, names: list[str], columns: dict[str, list]) -> None:
         data = [columns[c] for c in names]
         with self.lock:
-            self.client.insert(table, data, column_names=names, column_oriented=True)
+            self.client.insert(table, data, column_names=names, column_oriented=True, settings=self.settings)
 
     def write_spans(self, columns: dict[str, list], rows: int, /) -> None:
         self._insert(self.spans_table, COLUMNS, columns)
@@ -79,6 +88,12 @@ class ClickHouseSink:
 
     def write_rewards(self, columns: dict[str, list], rows: int, /) -> None:
         self._insert(self.rewards_table, REWARD_COLUMNS, columns)
+
+
+#: Inserts into the embedded engine run single-threaded: it shares the collector's cores, and one
+#: pipeline per insert measured 15-25% less CPU per row than the default thread fan-out, at no loss
+#: of wall time on 2 cores (docs/benchmarks/collector.md).
+EMBEDDED_INSERT_SETTINGS: dict[str, Any] = {"max_threads": 1, "max_insert_threads": 1}
 
 
 class MemorySink:
@@ -151,7 +166,7 @@ class Pipeline:
     metrics: Metrics | None = None
     redactor: Redactor | None = None
     batch_max_spans: int = 10_000
-    batch_max_bytes: int = 4 << 20
+    batch_max_bytes: int = 16 << 20
     batch_timeout_s: float = 1.0
     queue_max_spans: int = 50_000
     queue_max_bytes: int = 128 << 20
@@ -222,6 +237,11 @@ class Pipeline:
     @property
     def queued_spans(self) -> int:
         return self._reserved
+
+    @property
+    def spans_full(self) -> bool:
+        """No span more fits: the receivers refuse an export before decoding it (it would be refused after)."""
+        return self._reserved >= self.queue_max_spans
 
     @property
     def queued_bytes(self) -> int:

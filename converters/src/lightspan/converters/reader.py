@@ -52,90 +52,38 @@ _FOREIGN_COND = " OR ".join(
 )
 
 _IS_LLM = "Operation IN (" + ",".join(q(op) for op in sorted(A.LLM_OPERATIONS)) + ")"
-_MSGS_TYPE = "Array(Tuple(role String, content String))"
 
 
-_PARSED_TYPE = "Array(Tuple(role String, parts Array(Tuple(type String, content String)), content String))"
+def _bit(mask: int) -> str:
+    return f"bitAnd(LlmParsed, {mask}) != 0"
 
 
-def _llm_messages(name: str, x: str, sys: str | None) -> tuple[list[tuple[str, str]], str, str]:
-    """(WITH definitions, ok, messages) SQL for an LLM span's input or output messages.
-
-    ClickHouse parses the JSON once into (role, parts, content) tuples; ``ok`` says the result equals what
-    mapping.py would produce (valid JSON, every message has a role, only text parts, no content arrays or
-    objects, no OpenAI ``tool_calls``), otherwise the raw text goes to Python.
-    """
-    parsed = f"{name}_parsed"
-    # JSONExtract yields [] for invalid JSON, so a non-empty result is also the validity check (one parse).
-    withs = [(parsed, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, '{_PARSED_TYPE}'), [])")]
-    ok = (
-        f"({x} = '' OR (length({parsed}) > 0 AND arrayAll(m -> m.1 != '' AND arrayAll(p -> p.1 = 'text', m.2),"
-        f" {parsed}) AND NOT match({x}, '\"content\"\\s*:\\s*[\\[{{]') AND position({x}, '\"tool_calls\"') = 0))"
-    )
-    msgs = f"arrayMap(m -> tuple(m.1, if(empty(m.2), m.3, arrayStringConcat(arrayMap(p -> p.2, m.2)))), {parsed})"
-    if sys is not None:
-        sys_parts = f"{name}_sys"
-        withs.append(
-            (
-                sys_parts,
-                f"if({_IS_LLM} AND {sys} != '',"
-                f" JSONExtract({sys}, 'Array(Tuple(type String, content String))'), [])",
-            )
-        )
-        sys_ok = f"({sys} = '' OR (length({sys_parts}) > 0 AND arrayAll(p -> p.1 = 'text', {sys_parts})))"
-        sys_text = f"arrayStringConcat(arrayMap(p -> p.2, {sys_parts}))"
-        ok = f"({ok} AND {sys_ok})"
-        msgs = (
-            f"if({sys} != '' AND (empty({parsed}) OR {parsed}[1].1 != 'system'),"
-            f" arrayPushFront({msgs}, tuple('system', {sys_text})), {msgs})"
-        )
-    return withs, f"{_IS_LLM} AND {ok}", f"CAST(if({_IS_LLM}, {msgs}, []) AS {_MSGS_TYPE})"
+#: ClickHouse parsed an LLM span's messages and token ids once, at insert (migration 7's
+#: ``ddl.LLM_PARSED_COLUMNS``); the ``*_ok`` bits say where that parse is exact, and only for the rest
+#: does the raw text come over, which mapping.py parses (and reports when broken).
+_RAW = {
+    "in_msgs": (A.GEN_AI_INPUT_MESSAGES, "in_ok"),
+    "sys": (A.GEN_AI_SYSTEM_INSTRUCTIONS, "in_ok"),
+    "out_msgs": (A.GEN_AI_OUTPUT_MESSAGES, "out_ok"),
+    "p_ids": (A.LLM_PROMPT_TOKEN_IDS, "p_ok"),
+    "r_ids": (A.LLM_RESPONSE_TOKEN_IDS, "r_ok"),
+    "lps": (A.LLM_RESPONSE_LOGPROBS, "l_ok"),
+}
 
 
-def _json_array(name: str, x: str, typ: str) -> tuple[list[tuple[str, str]], str, str, str]:
-    """(WITH definitions, valid array, parsed array, raw text when present but not parsed) SQL for
-    logprobs. One parse: JSONExtract gives [] for invalid JSON, so only a literal empty array is
-    re-checked."""
-    arr = f"{name}_parsed"
-    # Nullable elements: a string or null inside the array becomes NULL (and sends the text to Python)
-    # instead of a silent 0.
-    withs = [(arr, f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, 'Array(Nullable({typ}))'), [])")]
-    valid = (
-        f"({_IS_LLM} AND {x} != '' AND ((length({arr}) > 0 AND NOT has({arr}, NULL))"
-        f" OR match({x}, '^\\s*\\[\\s*\\]\\s*$')))"
-    )
-    parsed = f"CAST(if({valid}, arrayMap(v -> assumeNotNull(v), {arr}), []) AS Array({typ}))"
-    return withs, valid, parsed, f"if({x} != '' AND NOT {valid}, {x}, '')"
+def _raw(alias: str) -> str:
+    key, ok = _RAW[alias]
+    # in_msgs/sys/out_msgs come over unless parsed; token ids and logprobs only when present.
+    if alias in ("in_msgs", "sys", "out_msgs"):
+        return f"if({ok}, '', {_attr(key)})"
+    return f"if({_attr(key)} != '' AND NOT {ok}, {_attr(key)}, '')"
 
 
-#: A JSON array of integers that fit Int64 (at most 18 digits, no leading zeros), nothing else: for such
-#: text ClickHouse's non-nullable JSONExtract is exact, and RE2 checks it in one linear pass (about half
-#: the cost of a Nullable extract plus a NULL scan).
-_WS = r"[ \t\n\r]*"
-_INT = r"-?(0|[1-9][0-9]{0,17})"
-_INT_ARRAY_RE = f"^{_WS}\\[{_WS}({_INT}({_WS},{_WS}{_INT})*{_WS})?\\]{_WS}$"
+#: On a store without migration 7 the same columns are these expressions, computed by the query (what
+#: ClickHouse also does for rows stored before the migration).
+PARSED_WITH: list[tuple[str, str]] = [(name, expr) for name, (_, expr, _) in ddl.LLM_PARSED_COLUMNS.items()]
 
-
-def _json_int_array(name: str, x: str) -> tuple[list[tuple[str, str]], str, str, str]:
-    """As :func:`_json_array` for token ids: the text is checked by a regex, then parsed without NULLs."""
-    raw = f"{name}_raw"
-    withs = [(raw, f"if({_IS_LLM}, {x}, '')")]
-    valid = f"({raw} != '' AND match({raw}, {q(_INT_ARRAY_RE)}))"
-    parsed = f"if({valid}, JSONExtract({raw}, 'Array(Int64)'), CAST([] AS Array(Int64)))"
-    return withs, valid, parsed, f"if({x} != '' AND NOT {valid}, {x}, '')"
-
-
-_IN_WITH, _IN_OK, _IN_MSGS = _llm_messages(
-    "in", _attr(A.GEN_AI_INPUT_MESSAGES), _attr(A.GEN_AI_SYSTEM_INSTRUCTIONS)
-)
-_OUT_WITH, _OUT_OK, _OUT_MSGS = _llm_messages("out", _attr(A.GEN_AI_OUTPUT_MESSAGES), None)
-_P_WITH, _P_OK, _P_ARR, _P_RAW = _json_int_array("pids", _attr(A.LLM_PROMPT_TOKEN_IDS))
-_R_WITH, _R_OK, _R_ARR, _R_RAW = _json_int_array("rids", _attr(A.LLM_RESPONSE_TOKEN_IDS))
-_L_WITH, _L_OK, _L_ARR, _L_RAW = _json_array("lps", _attr(A.LLM_RESPONSE_LOGPROBS), "Float64")
-#: WITH definitions used by SPAN_SELECT (per-row values that are not returned).
-SPAN_WITH: list[tuple[str, str]] = _IN_WITH + _OUT_WITH + _P_WITH + _R_WITH + _L_WITH
-
-#: Columns that stay Arrow arrays (ClickHouse parsed them); rebuild refers to their rows.
+#: Columns that stay Arrow arrays (parsed by ClickHouse); rebuild refers to their rows.
 ARROW_COLUMNS = ("in_arr", "out_arr", "p_arr", "r_arr", "l_arr")
 
 #: (alias, SQL expression) of every value the rebuild reads, in order.
@@ -163,24 +111,22 @@ SPAN_SELECT: list[tuple[str, str]] = [
     ("gap_node", "GapNodeId"),
     ("status", "StatusCode"),
     ("status_msg", "StatusMessage"),
-    # ClickHouse parses an LLM span's messages and token ids when it can do so exactly (``*_ok``); the
-    # raw text comes over only for the rest, which mapping.py parses (and reports when broken).
-    ("in_ok", _IN_OK),
-    ("in_arr", _IN_MSGS),
-    ("in_msgs", f"if(in_ok, '', {_attr(A.GEN_AI_INPUT_MESSAGES)})"),
-    ("sys", f"if(in_ok, '', {_attr(A.GEN_AI_SYSTEM_INSTRUCTIONS)})"),
-    ("out_ok", _OUT_OK),
-    ("out_arr", _OUT_MSGS),
-    ("out_msgs", f"if(out_ok, '', {_attr(A.GEN_AI_OUTPUT_MESSAGES)})"),
-    ("p_ok", _P_OK),
-    ("p_arr", _P_ARR),
-    ("p_ids", _P_RAW),
-    ("r_ok", _R_OK),
-    ("r_arr", _R_ARR),
-    ("r_ids", _R_RAW),
-    ("l_ok", _L_OK),
-    ("l_arr", _L_ARR),
-    ("lps", _L_RAW),
+    ("in_ok", _bit(ddl.PARSED_INPUT)),
+    ("in_arr", "LlmInputMessages"),
+    ("in_msgs", _raw("in_msgs")),
+    ("sys", _raw("sys")),
+    ("out_ok", _bit(ddl.PARSED_OUTPUT)),
+    ("out_arr", "LlmOutputMessages"),
+    ("out_msgs", _raw("out_msgs")),
+    ("p_ok", _bit(ddl.PARSED_PROMPT_IDS)),
+    ("p_arr", "LlmPromptTokenIds"),
+    ("p_ids", _raw("p_ids")),
+    ("r_ok", _bit(ddl.PARSED_RESPONSE_IDS)),
+    ("r_arr", "LlmResponseTokenIds"),
+    ("r_ids", _raw("r_ids")),
+    ("l_ok", _bit(ddl.PARSED_LOGPROBS)),
+    ("l_arr", "LlmResponseLogprobs"),
+    ("lps", _raw("lps")),
     ("suppressed", _attr(A.LLM_SUPPRESSED)),
     ("tool_args", _attr(A.GEN_AI_TOOL_CALL_ARGUMENTS)),
     ("tool_result", _attr(A.GEN_AI_TOOL_CALL_RESULT)),
@@ -201,11 +147,7 @@ SPAN_SELECT: list[tuple[str, str]] = [
     ),
     # An LLM span ClickHouse parsed whose prompt or completion has no text: the rebuild decides (content
     # may come from logs, or the call is skipped for missing content).
-    (
-        "no_io",
-        f"{_IS_LLM} AND in_ok AND out_ok AND NOT (arrayExists(m -> m.2 != '', in_arr)"
-        " AND arrayExists(m -> m.2 != '', out_arr))",
-    ),
+    ("no_io", f"{_IS_LLM} AND in_ok AND out_ok AND NOT {_bit(ddl.PARSED_HAS_TEXT)}"),
 ]
 
 #: Log events (OTLP log records, ``EventName`` or the older ``event.name`` attribute) joined into
@@ -334,6 +276,9 @@ def rollout_aliases(
 #: and every copy of a span (a retried export) has the same timestamp, so duplicates never cross a
 #: partition, and a partition already merged to one part is read without any FINAL work.
 FINAL_SETTINGS = "do_not_merge_across_partitions_select_final = 1"
+#: ClickHouse compresses Arrow output with LZ4 by default; in process (chDB) or over a local socket that
+#: is CPU spent twice (compress, then decompress in pyarrow) for nothing.
+ARROW_SETTINGS = "output_format_arrow_compression_method = 'none'"
 
 
 class SpanReader:
@@ -350,7 +295,9 @@ class SpanReader:
         self.logs = f"{database}.{ddl.LOGS_TABLE}"
         self._has_trace: bool | None = None
         self._has_logs: bool | None = None
+        self._has_rewards: bool | None = None
         self._session_ids: list[str] | None = None
+        self._parsed: bool | None = None
 
     # -- identity ------------------------------------------------------------------
     @property
@@ -518,6 +465,15 @@ class SpanReader:
         return i if i < len(ids) else None
 
     # -- content -------------------------------------------------------------------
+    @property
+    def has_parsed_columns(self) -> bool:
+        """Whether the spans table has migration 7's parsed columns (else the query computes them)."""
+        if self._parsed is None:
+            from lightspan.storage import current_version
+
+            self._parsed = current_version(self.client, self.db) >= 7
+        return self._parsed
+
     def fetch_spans(self, rollout_ids: list[str]) -> SpanColumns:
         import pyarrow.compute as pc
 
@@ -533,12 +489,16 @@ class SpanReader:
             )
             ids += traces
         select = ", ".join(f"{expr} AS {alias}" for alias, expr in exprs)
-        withs = ", ".join(f"{expr} AS {alias}" for alias, expr in SPAN_WITH)
+        withs = (
+            ""
+            if self.has_parsed_columns
+            else "WITH " + ", ".join(f"{e} AS {a}" for a, e in PARSED_WITH) + " "
+        )
         # No ORDER BY: sorting in ClickHouse moves every message and token-id array; here only the small
         # columns are permuted, and the parsed arrays stay in read order (``row`` maps a sorted row to them).
         sql = (
-            f"WITH {withs} SELECT {select} FROM {self.spans} FINAL WHERE RolloutId IN {_qlist(ids)}"
-            f" SETTINGS {FINAL_SETTINGS}"
+            f"{withs}SELECT {select} FROM {self.spans} FINAL WHERE RolloutId IN {_qlist(ids)}"
+            f" SETTINGS {FINAL_SETTINGS}, {ARROW_SETTINGS}"
         )
         table = self.client.query_arrow(sql)
         order = pc.sort_indices(
@@ -570,12 +530,14 @@ class SpanReader:
     ) -> dict[str, list[PostedReward]]:
         """Posted rewards of ``rollout_ids``: those posted by rollout id, and, given the chunk's ``spans``,
         those posted by the trace or session id of one of its spans (see :func:`rollout_aliases`)."""
+        if not self.has_posted_rewards:
+            return {}
         wanted = set(rollout_ids)
         cond = f"RolloutId IN {_qlist(rollout_ids)}"
         chunk = f"RolloutId IN {_qlist(rollout_ids + list(spans.adopted))}" if spans is not None else ""
         session_ids = self.session_reward_ids() if spans is not None and spans.num_rows else []
-        if spans is not None and spans.num_rows:
-            cond += f" OR RolloutId IN (SELECT TraceId FROM {self.spans} WHERE {chunk})"
+        if spans is not None and spans.num_rows:  # the chunk's traces: what ``chunk`` selects, already read
+            cond += f" OR RolloutId IN {_qlist(spans.trace_ids())}"
         sessions: list[tuple[str, str, int]] = []
         if session_ids:  # rewards posted by session id exist: which name this chunk's spans
             s_sql = ddl.SESSION_ID_SQL
@@ -615,6 +577,17 @@ class SpanReader:
             )
         return out
 
+    @property
+    def has_posted_rewards(self) -> bool:
+        """Whether the rewards table held any row when this reader first looked (once per run: an empty
+        table costs no query per chunk; a reward posted during the run is newer than the run's watermark,
+        so the next incremental run converts it)."""
+        if self._has_rewards is None:
+            self._has_rewards = bool(
+                self.client.query(f"SELECT count() FROM {self.rewards}").result_rows[0][0]
+            )
+        return self._has_rewards
+
     def session_reward_ids(self) -> list[str]:
         """Ids of rewards posted by session id that name no rollout directly (read once per reader: a
         handful, so the per-chunk session lookup runs only when there are any)."""
@@ -632,8 +605,18 @@ class SpanReader:
     # -- logs ------------------------------------------------------------------------
     @property
     def has_logs(self) -> bool:
+        """Whether the logs table exists and held a GenAI event when this reader first looked (once per
+        run, as :attr:`has_posted_rewards`)."""
         if self._has_logs is None:
             self._has_logs = str(self.client.command(f"EXISTS TABLE {self.logs}")).strip() == "1"
+            if self._has_logs:
+                ev = f"if(EventName != '', EventName, LogAttributes[{q('event.name')}])"
+                self._has_logs = bool(
+                    self.client.query(
+                        f"SELECT count() FROM (SELECT 1 FROM {self.logs} WHERE SpanId != ''"
+                        f" AND {ev} IN {_qlist(list(LOG_EVENTS))} LIMIT 1)"
+                    ).result_rows[0][0]
+                )
         return self._has_logs
 
     def fetch_logs(self, trace_ids: list[str]) -> dict[str, list[LogEvent]]:

@@ -139,6 +139,107 @@ LIGHTSPAN_SPAN_COLUMNS: dict[str, tuple[str, str]] = {
 #: The columns migration 6 gave their rollout-identity DEFAULTs (the fallback chain).
 ROLLOUT_IDENTITY_COLUMNS = ("RolloutId", "TaskId", "Attempt", "AgentName", "RolloutSource")
 
+# -- LLM content parsed once at insert (migration 7) -----------------------------------------------
+# An LLM span's messages and token ids arrive as JSON text inside SpanAttributes; the converters used to
+# parse them on every conversion (most of their CPU). These columns hold ClickHouse's parse, computed
+# once when a row is inserted (MATERIALIZED: not part of ``SELECT *`` or of an exporter's INSERT, so the
+# table stays otel_traces-compatible). ``LlmParsed`` says which parses are exact (what
+# converters/mapping.py would produce); everything else stays text and is parsed in Python as before.
+# Rows stored before migration 7 have no such columns on disk: ClickHouse computes them when read.
+
+_IS_LLM = "Operation IN (" + ",".join(f"'{op}'" for op in sorted(A.LLM_OPERATIONS)) + ")"
+_MSGS_TYPE = "Array(Tuple(role String, content String))"
+_PARTS_TYPE = "Array(Tuple(role String, parts Array(Tuple(type String, content String)), content String))"
+#: A JSON array of integers that fit Int64 (at most 18 digits, no leading zeros), nothing else: for such
+#: text the non-nullable JSONExtract is exact, and RE2 checks it in one linear pass.
+_WS = r"[ \t\n\r]*"
+_INT = r"-?(0|[1-9][0-9]{0,17})"
+INT_ARRAY_RE = f"^{_WS}\\[{_WS}({_INT}({_WS},{_WS}{_INT})*{_WS})?\\]{_WS}$"
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def llm_messages_sql(x: str, sys: str | None) -> tuple[str, str]:
+    """(exact, messages) SQL for an LLM span's input (``sys``: system instructions) or output messages.
+
+    One JSON parse into (role, parts, content) tuples (repeated text is one expression to ClickHouse);
+    exact means valid JSON, every message has a role, only text parts, no content arrays or objects and
+    no OpenAI ``tool_calls``: then the messages equal what mapping.py produces.
+    """
+    p = f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, '{_PARTS_TYPE}'), [])"
+    ok = (
+        f"({x} = '' OR (length({p}) > 0 AND arrayAll(m -> m.1 != '' AND arrayAll(q -> q.1 = 'text', m.2),"
+        f" {p}) AND NOT match({x}, '\"content\"\\s*:\\s*[\\[{{]') AND position({x}, '\"tool_calls\"') = 0))"
+    )
+    msgs = f"arrayMap(m -> tuple(m.1, if(empty(m.2), m.3, arrayStringConcat(arrayMap(q -> q.2, m.2)))), {p})"
+    if sys is not None:
+        sp = f"if({_IS_LLM} AND {sys} != '', JSONExtract({sys}, 'Array(Tuple(type String, content String))'), [])"
+        ok = f"({ok} AND ({sys} = '' OR (length({sp}) > 0 AND arrayAll(q -> q.1 = 'text', {sp}))))"
+        msgs = (
+            f"if({sys} != '' AND (empty({p}) OR {p}[1].1 != 'system'),"
+            f" arrayPushFront({msgs}, tuple('system', arrayStringConcat(arrayMap(q -> q.2, {sp})))), {msgs})"
+        )
+    return f"({_IS_LLM} AND {ok})", f"CAST(if({_IS_LLM}, {msgs}, []) AS {_MSGS_TYPE})"
+
+
+def int_array_sql(x: str) -> tuple[str, str]:
+    """(exact, parsed) SQL for token ids: the text is checked by :data:`INT_ARRAY_RE`, then parsed."""
+    ok = f"({_IS_LLM} AND {x} != '' AND match({x}, {_sql_str(INT_ARRAY_RE)}))"
+    return ok, f"if({ok}, JSONExtract({x}, 'Array(Int64)'), CAST([] AS Array(Int64)))"
+
+
+def float_array_sql(x: str) -> tuple[str, str]:
+    """(exact, parsed) SQL for logprobs. Nullable elements: a string or null inside the array sends the
+    text to Python instead of a silent 0; JSONExtract gives [] for invalid JSON, so only a literal empty
+    array is re-checked."""
+    a = f"if({_IS_LLM} AND {x} != '', JSONExtract({x}, 'Array(Nullable(Float64))'), [])"
+    ok = f"({_IS_LLM} AND {x} != '' AND ((length({a}) > 0 AND NOT has({a}, NULL)) OR match({x}, '^\\s*\\[\\s*\\]\\s*$')))"
+    return ok, f"CAST(if({ok}, arrayMap(v -> assumeNotNull(v), {a}), []) AS Array(Float64))"
+
+
+_IN_OK, _IN = llm_messages_sql(_attr(A.GEN_AI_INPUT_MESSAGES), _attr(A.GEN_AI_SYSTEM_INSTRUCTIONS))
+_OUT_OK, _OUT = llm_messages_sql(_attr(A.GEN_AI_OUTPUT_MESSAGES), None)
+_PIDS_OK, _PIDS = int_array_sql(_attr(A.LLM_PROMPT_TOKEN_IDS))
+_RIDS_OK, _RIDS = int_array_sql(_attr(A.LLM_RESPONSE_TOKEN_IDS))
+_LPS_OK, _LPS = float_array_sql(_attr(A.LLM_RESPONSE_LOGPROBS))
+
+#: Bits of ``LlmParsed``: which of an LLM span's values ClickHouse parsed exactly (else the column is
+#: empty and the text is parsed in Python), and whether both sides have text.
+PARSED_INPUT, PARSED_OUTPUT, PARSED_PROMPT_IDS, PARSED_RESPONSE_IDS, PARSED_LOGPROBS, PARSED_HAS_TEXT = (
+    1,
+    2,
+    4,
+    8,
+    16,
+    32,
+)
+
+#: Migration 7's columns: name -> (type, MATERIALIZED expression, codec). Messages and token ids are
+#: empty unless their ``LlmParsed`` bit is set. Delta suits prompt token ids (a conversation's prompt
+#: repeats the previous one and grows): about half the size of plain ZSTD.
+LLM_PARSED_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "LlmParsed": (
+        "UInt8",
+        f"toUInt8({_IN_OK}) + 2 * toUInt8({_OUT_OK}) + 4 * toUInt8({_PIDS_OK}) + 8 * toUInt8({_RIDS_OK})"
+        f" + 16 * toUInt8({_LPS_OK}) + 32 * toUInt8({_IN_OK} AND {_OUT_OK}"
+        f" AND arrayExists(m -> m.2 != '', {_IN}) AND arrayExists(m -> m.2 != '', {_OUT}))",
+        "ZSTD(1)",
+    ),
+    "LlmInputMessages": (_MSGS_TYPE, f"if({_IN_OK}, {_IN}, [])", "ZSTD(1)"),
+    "LlmOutputMessages": (_MSGS_TYPE, f"if({_OUT_OK}, {_OUT}, [])", "ZSTD(1)"),
+    "LlmPromptTokenIds": ("Array(Int64)", _PIDS, "Delta, ZSTD(1)"),
+    "LlmResponseTokenIds": ("Array(Int64)", _RIDS, "ZSTD(1)"),
+    "LlmResponseLogprobs": ("Array(Float64)", _LPS, "ZSTD(1)"),
+}
+
+
+def _parsed_column_sql(name: str) -> str:
+    typ, expr, codec = LLM_PARSED_COLUMNS[name]
+    return f"`{name}` {typ} MATERIALIZED {expr} CODEC({codec})"
+
+
 #: Every column of the spans table, in insert order (Events/Links as their Nested sub-columns).
 SPANS_COLUMNS: list[str] = [*OTEL_TRACES_COLUMNS, *LIGHTSPAN_SPAN_COLUMNS]
 
@@ -438,6 +539,16 @@ def _identity_alters() -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _parsed_alters() -> tuple[tuple[str, str], ...]:
+    """Migration 7: LLM content parsed at insert (migration 1's table is left as released, so a new store
+    gets the same columns the same way). Rows already stored get the values computed on read (the same
+    expressions), so they read the same, only slower, until a merge or ``ALTER TABLE ... MATERIALIZE
+    COLUMN`` stores them."""
+    return tuple(
+        (SPANS_TABLE, f"ADD COLUMN IF NOT EXISTS {_parsed_column_sql(n)}") for n in LLM_PARSED_COLUMNS
+    )
+
+
 #: Ordered migrations. Append new ones; never edit a released one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans table (otel_traces superset with RL columns)", (SPANS,)),
@@ -446,6 +557,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "OTLP logs table (otel_logs, column-compatible with the contrib exporter)", (LOGS,)),
     Migration(5, "policy versions published to a server (lightspan publish)", (POLICY_VERSIONS,)),
     Migration(6, "rollout identity fallback chain (explicit, session, trace id)", alters=_identity_alters()),
+    Migration(
+        7, "LLM messages and token ids parsed once at insert (MATERIALIZED columns)", alters=_parsed_alters()
+    ),
 )
 
 SCHEMA_VERSION = MIGRATIONS[-1].version
@@ -485,6 +599,11 @@ __all__ = [
     "OTEL_TRACES_COLUMNS",
     "LIGHTSPAN_SPAN_COLUMNS",
     "ROLLOUT_IDENTITY_COLUMNS",
+    "LLM_PARSED_COLUMNS",
+    "INT_ARRAY_RE",
+    "llm_messages_sql",
+    "int_array_sql",
+    "float_array_sql",
     "SESSION_ID_SQL",
     "SPANS_COLUMNS",
     "REWARDS_COLUMNS",
