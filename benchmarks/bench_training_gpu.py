@@ -9,7 +9,12 @@ installed, else SDPA with packed-sequence masks) and runs the LM head only where
 is predicted.
 
     python benchmarks/bench_training_gpu.py                      # GPU: 0.5B model, both trainers
-    python benchmarks/bench_training_gpu.py --device cpu --tiny  # smoke run anywhere (numbers mean little)
+    python benchmarks/bench_training_gpu.py --quick              # GPU: 3 timed steps each
+    python benchmarks/bench_training_gpu.py --smoke              # CPU smoke run anywhere (numbers mean little)
+
+Needs: torch, transformers, accelerate, datasets and lightspan's training + schemas packages importable
+(installed, or ``PYTHONPATH=training/src:schemas/src``); TRL (``trl==1.16.0``) only for the SFTTrainer side
+(``--only lightningrl`` runs without it); ``flash-attn`` optional (else SDPA). Nothing is downloaded.
 
 tokens/s counts real (non-pad) tokens. MFU = 6 * params * tokens/s / peak bf16 FLOP/s (attention
 FLOPs left out, so MFU is slightly understated); peak comes from the GPU name or ``--peak-tflops``.
@@ -34,7 +39,8 @@ PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--tiny", action="store_true", help="tiny model and data (smoke test)")
+    p.add_argument("--tiny", action="store_true", help="tiny model and data")
+    p.add_argument("--smoke", action="store_true", help="--device cpu --tiny, 1 warmup + 2 timed steps")
     p.add_argument("--quick", action="store_true", help="fewer steps")
     p.add_argument("--steps", type=int, default=None, help="timed optimizer steps per trainer")
     p.add_argument("--warmup-steps", type=int, default=None)
@@ -47,6 +53,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--only", choices=("lightningrl", "sft"), default=None)
     p.add_argument("--json", dest="json_out", default=None, help="write results here as JSON")
     a = p.parse_args(argv)
+    if a.smoke:
+        a.device, a.tiny = "cpu", True
+        a.steps = a.steps or 2
     a.steps = a.steps or (3 if a.tiny or a.quick else 20)
     a.warmup_steps = a.warmup_steps if a.warmup_steps is not None else (1 if a.tiny or a.quick else 3)
     a.batch_size = a.batch_size or (4 if a.tiny else 16)
@@ -222,26 +231,61 @@ def run_one(kind: str, a: argparse.Namespace, rows: list[dict], tok, out_dir: st
         "bf16": bf16,
         "timed_steps": a.steps,
     }
+    peak = a.peak_tflops
     if a.device == "cuda":
         name = torch.cuda.get_device_name(0)
-        peak = a.peak_tflops or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
+        peak = peak or next((v for k, v in PEAK_BF16_TFLOPS.items() if k in name), None)
         result.update(gpu=name, gpu_mem_gb=round(torch.cuda.max_memory_allocated() / 2**30, 2))
-        if peak:
-            result["mfu"] = round(6 * n_params * tps / (peak * 1e12), 4)
+    else:
+        import resource  # CPU: the process's peak resident memory so far (covers every run before this one)
+
+        result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    if peak:
+        result["mfu"] = round(6 * n_params * tps / (peak * 1e12), 4)
     del trainer, model
     if a.device == "cuda":
         torch.cuda.empty_cache()
     return result
 
 
+def missing_requirements(kinds: list[str]) -> list[str]:
+    """Packages this run needs that do not import here, each with what needs it."""
+    import importlib.util
+
+    need = {
+        "torch": "both",
+        "transformers": "both",
+        "accelerate": "both",
+        "datasets": "both",
+        "lightspan.schemas": "both (lightspan-schemas)",
+        "lightspan.training": "both (lightspan-training)",
+    }
+    if "sft" in kinds:
+        need["trl"] = "the SFTTrainer side (pip install trl==1.16.0, or pass --only lightningrl)"
+    missing = []
+    for module, why in need.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(f"{module} ({why})")
+    return missing
+
+
 def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
+    kinds = [k for k in ("lightningrl", "sft") if not a.only or k == a.only]
+    missing = missing_requirements(kinds)
+    if missing:
+        print(f"bench_training_gpu: missing Python packages: {'; '.join(missing)}", file=sys.stderr)
+        return 2
     import torch
 
     if a.device == "cuda" and not torch.cuda.is_available():
         print(
             "bench_training_gpu: no CUDA GPU is visible here; this benchmark needs one. "
-            "For a smoke run on CPU use: --device cpu --tiny",
+            "For a smoke run on CPU use: --smoke",
             file=sys.stderr,
         )
         return 2
@@ -255,9 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = synthetic_rows(n_rows, cfg.vocab_size, a.prompt_len, a.completion_len)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for kind in ("lightningrl", "sft"):
-            if a.only and kind != a.only:
-                continue
+        for kind in kinds:
             r = run_one(kind, a, rows, tok, os.path.join(tmp, kind))
             print(json.dumps(r), flush=True)
             results.append(r)
@@ -267,8 +309,18 @@ def main(argv: list[str] | None = None) -> int:
         summary = {"speedup_vs_sft": round(speedup, 2)}
     else:
         summary = {}
+    import importlib.metadata as md
+
+    versions = {}
+    for dist in ("torch", "transformers", "trl", "accelerate", "flash-attn"):
+        try:
+            versions[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            versions[dist] = None
     report = {
         "device": a.device,
+        "versions": versions,
+        "loadavg_1m": round(os.getloadavg()[0], 2),
         "tiny": a.tiny,
         "batch_size": a.batch_size,
         "prompt_len": a.prompt_len,

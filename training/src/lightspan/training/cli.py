@@ -9,6 +9,7 @@ import click
 
 from lightspan.schemas import env
 from lightspan.training.config import ALGOS
+from lightspan.training.rl_knobs import IMPORTANCE_SAMPLING_CHOICES, LOSS_TYPES, STALE_ROW_RULES
 
 
 @click.command("train", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -60,9 +61,39 @@ from lightspan.training.config import ALGOS
     "--resume",
     "resume_from_checkpoint",
     default=None,
-    help="Checkpoint directory to resume from, or 'latest'.",
+    help="Checkpoint directory to resume from, or 'latest' (the newest complete one; none: from step 0).",
 )
-@click.option("--clip-epsilon", type=float, default=None, help="PPO clip range (lightningrl).")
+@click.option(
+    "--loss-type",
+    type=click.Choice(LOSS_TYPES),
+    default=None,
+    help="lightningrl loss normalization, TRL's names (default dapo).",
+)
+@click.option(
+    "--epsilon", type=float, default=None, help="PPO clip range below 1 (lightningrl, default 0.2)."
+)
+@click.option("--epsilon-high", type=float, default=None, help="PPO clip range above 1 (default --epsilon).")
+@click.option("--clip-epsilon", type=float, default=None, help="Deprecated: use --epsilon.")
+@click.option(
+    "--beta", type=float, default=None, help="lightningrl: KL to the start model (0); kto/dpo: beta (0.1)."
+)
+@click.option(
+    "--rpo-alpha", type=float, default=None, help="dpo: weight of the chosen answer's NLL (1; 0: plain DPO)."
+)
+@click.option("--num-iterations", type=int, default=None, help="PPO epochs over each batch (lightningrl).")
+@click.option(
+    "--importance-sampling-mode",
+    type=click.Choice(IMPORTANCE_SAMPLING_CHOICES),
+    default=None,
+    help="Off-policy weight pi_old/pi_behaviour (default sequence_mask).",
+)
+@click.option("--importance-sampling-cap", type=float, default=None, help="Upper bound of that weight (3.0).")
+@click.option(
+    "--max-staleness", type=int, default=None, help="Rows more than N policy versions old are --stale-rows."
+)
+@click.option(
+    "--stale-rows", type=click.Choice(STALE_ROW_RULES), default=None, help="drop (default) or downweight."
+)
 @click.option(
     "--padding-free/--padded", "padding_free", default=None, help="Pack micro-batches (lightningrl)."
 )
@@ -73,6 +104,18 @@ from lightspan.training.config import ALGOS
 @click.option(
     "--no-progress", "no_progress", is_flag=True, help="No progress bar (metrics still go to the file)."
 )
+@click.option(
+    "--publish-to",
+    default=None,
+    metavar="URL",
+    help="Publish the final model to this running policy server (vLLM or lightspan serve), probe-verified.",
+)
+@click.option(
+    "--publish-dsn",
+    default=None,
+    metavar="DSN",
+    help=f"Store for the policy version record (default: --data if a DSN, else ${env.LIGHTSPAN_CLICKHOUSE_DSN}).",
+)
 def train(config_path: str | None, no_progress: bool, **flags) -> None:
     """Train a policy on converted trajectories with TRL.
 
@@ -81,6 +124,7 @@ def train(config_path: str | None, no_progress: bool, **flags) -> None:
       lightspan train --model ./tiny --data ./converted --output ./run
       lightspan train --algo sft --model ./tiny --data chdb:///data/lightspan --output ./run
       lightspan train --config train.yaml --max-steps 100
+      lightspan train --lora --model ./tiny --data ./converted --publish-to http://127.0.0.1:8000
     """
     from lightspan.training.config import TrainConfig
     from lightspan.training.job import train as run_training
@@ -108,6 +152,8 @@ def train(config_path: str | None, no_progress: bool, **flags) -> None:
                 "steps": result.steps,
                 "metrics_path": result.metrics_path,
                 "last_metrics": result.metrics,
+                "published": result.published,
+                "resume": result.resume,
             },
             indent=2,
         )

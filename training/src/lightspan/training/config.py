@@ -49,19 +49,41 @@ class TrainConfig:
         merge_lora (`bool`, defaults to `True`): also save the merged full model (what vLLM loads) at the end.
         save_steps (`int`, defaults to `500`): checkpoint every N optimizer steps (and always at the end).
         save_total_limit (`int`, *optional*): keep at most this many checkpoints.
-        resume_from_checkpoint (`str` | `bool`, *optional*): a checkpoint directory, or ``True`` for the
-            latest one in ``output_dir``.
-        clip_epsilon (`float`, defaults to `0.2`): PPO clip range below 1 (lightningrl).
-        clip_epsilon_high (`float`, *optional*): clip range above 1; defaults to ``clip_epsilon``.
-        loss_aggregation (`str`, defaults to `"token_mean"`): ``token_mean`` over all completion tokens of a
-            batch, or ``sequence_mean`` (mean per sequence, then over sequences) (lightningrl).
+        resume_from_checkpoint (`str` | `bool`, *optional*): a checkpoint directory, or ``True`` / ``"latest"``
+            for the newest *complete* one in ``output_dir`` (half-written ones are skipped with a warning; with
+            none, training starts from step 0 with a warning). See docs/training.md, "Checkpoints and resume".
+        loss_type (`str`, defaults to `"dapo"`): lightningrl loss normalization, TRL's ``grpo`` | ``bnpo`` |
+            ``dr_grpo`` | ``dapo``; ``dapo`` (TRL's default) divides by the optimizer step's completion tokens, so
+            it is the same under any gradient accumulation / rank split.
+        epsilon (`float`, defaults to `0.2`): PPO clip range below 1 (lightningrl; TRL ``epsilon``).
+        epsilon_high (`float`, *optional*): clip range above 1; defaults to ``epsilon``.
+        delta (`float`, *optional*): two-sided clipping, the ratio is also capped at ``delta`` (TRL ``delta``).
+        num_iterations (`int`, defaults to `1`): PPO epochs over each optimizer step's batch (TRL's).
+        importance_sampling_mode (`str`, defaults to `"sequence_mask"`, TRL's default): off-policy weight
+            ``pi_old / pi_behaviour``: ``token|sequence`` x ``truncate|mask``, or ``none`` (TRL
+            ``vllm_importance_sampling_mode``).
+        importance_sampling_cap (`float`, *optional*, defaults to `3.0`): upper bound of that weight (TRL
+            ``vllm_importance_sampling_clip_max``); ``importance_sampling_min`` the lower one (``..._clip_min``).
+        max_staleness (`int`, *optional*): rows whose ``policy_version`` is more than this many versions behind
+            ``current_policy_version`` (default: the newest in the data) are dropped (``stale_rows="drop"``) or
+            down-weighted x0.5 per version past the bound (``"downweight"``); counted either way.
+        clip_epsilon, clip_epsilon_high, loss_aggregation: deprecated names of ``epsilon``, ``epsilon_high`` and
+            ``loss_type`` (``token_mean`` -> ``bnpo``, ``sequence_mean`` -> ``grpo``); a warning says so.
         padding_free (`bool`, defaults to `False`): pack each micro-batch into one row with ``position_ids``
             (no pad tokens; best with flash attention on GPU) (lightningrl).
         sft_min_reward (`float`, defaults to `0.5`): SFT keeps rows whose reward is at least this.
         kto_label_from (`str`, defaults to `"advantage"`): KTO marks a row desirable when its ``advantage > 0``
             (``"advantage"``) or its ``reward >= sft_min_reward`` (``"reward"``).
+        kto_desirable_weight (`float`, defaults to `1.0`): KTO's weight of desirable rows (TRL ``desirable_weight``).
+        kto_undesirable_weight (`float`, defaults to `0.5`): KTO's weight of undesirable rows (TRL
+            ``undesirable_weight``, whose default is 1.0): at 1.0 the undesirable pull dragged the desirable
+            answer's log-prob down with it from a warm start (docs/training.md, "KTO and DPO").
         dpo_min_margin (`float`, defaults to `0.0`): DPO pairs need chosen reward - rejected reward above this.
-        beta (`float`, defaults to `0.1`): KTO/DPO temperature.
+        rpo_alpha (`float`, *optional*, defaults to `1.0`): DPO adds ``rpo_alpha`` x the chosen answer's NLL
+            (RPO; TRL ``loss_type=["sigmoid", "sft"]``, ``loss_weights=[1, rpo_alpha]``) so the chosen answer's own
+            probability does not collapse; ``0`` or ``None``: TRL's plain sigmoid DPO.
+        beta (`float`, *optional*): lightningrl: k3 KL coefficient to the starting model (default 0, no
+            reference model); KTO/DPO: their temperature (default 0.1).
         use_cpu (`bool`, *optional*): force CPU; default: CPU when no CUDA device is visible.
         bf16 (`bool`, *optional*): bf16 mixed precision; default: on where the GPU supports it, off on CPU.
         gradient_checkpointing (`bool`, *optional*): default: on for GPU, off on CPU.
@@ -72,6 +94,11 @@ class TrainConfig:
         tensorboard (`bool`, defaults to `False`): also log to TensorBoard (``<output_dir>/runs``, or ``$TENSORBOARD_LOGGING_DIR``).
         progress (`bool`, defaults to `True`): show a progress bar with per-step metrics.
         trainer_kwargs (`dict`, *optional*): extra fields passed to the TRL/transformers config as is.
+        publish_to (`str`, *optional*): a running policy server (vLLM or ``lightspan serve``,
+            ``http://host:port``) to publish the final model to once training ends, probe-verified
+            (``lightspan.training.publish``): a LoRA run's adapter to vLLM, else the full (merged) weights.
+        publish_dsn (`str`, *optional*): store that gets the policy version record; default ``data`` when it
+            is a DSN, else ``$LIGHTSPAN_CLICKHOUSE_DSN``, else none (published, not recorded).
     """
 
     algo: str = field(default="lightningrl", metadata={"help": f"Algorithm: one of {', '.join(ALGOS)}."})
@@ -110,13 +137,32 @@ class TrainConfig:
     resume_from_checkpoint: str | bool | None = field(
         default=None, metadata={"help": "Checkpoint dir, or true for the latest in output_dir."}
     )
-    clip_epsilon: float = field(default=0.2, metadata={"help": "PPO clip range below 1 (lightningrl)."})
-    clip_epsilon_high: float | None = field(
-        default=None, metadata={"help": "PPO clip range above 1 (default clip_epsilon)."}
+    loss_type: str = field(default="dapo", metadata={"help": "lightningrl loss: grpo, bnpo, dr_grpo, dapo."})
+    epsilon: float = field(default=0.2, metadata={"help": "PPO clip range below 1 (lightningrl)."})
+    epsilon_high: float | None = field(
+        default=None, metadata={"help": "Clip range above 1 (default epsilon)."}
     )
-    loss_aggregation: str = field(
-        default="token_mean",
-        metadata={"help": f"lightningrl loss aggregation: {', '.join(LOSS_AGGREGATIONS)}."},
+    delta: float | None = field(default=None, metadata={"help": "Two-sided clip: cap the ratio at delta."})
+    num_iterations: int = field(default=1, metadata={"help": "PPO epochs over each batch (lightningrl)."})
+    importance_sampling_mode: str = field(
+        default="sequence_mask", metadata={"help": "token|sequence x truncate|mask, or none."}
+    )
+    importance_sampling_cap: float | None = field(
+        default=3.0, metadata={"help": "Upper bound of the IS weight."}
+    )
+    importance_sampling_min: float | None = field(
+        default=None, metadata={"help": "Lower bound of the IS weight."}
+    )
+    max_staleness: int | None = field(default=None, metadata={"help": "Max policy versions behind current."})
+    stale_rows: str = field(default="drop", metadata={"help": "drop or downweight rows past max_staleness."})
+    current_policy_version: int | None = field(
+        default=None, metadata={"help": "Version staleness counts from (default newest in data)."}
+    )
+    clip_epsilon: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon."})
+    clip_epsilon_high: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon_high."})
+    loss_aggregation: str | None = field(
+        default=None,
+        metadata={"help": f"Deprecated ({', '.join(LOSS_AGGREGATIONS)}): use loss_type."},
     )
     padding_free: bool = field(
         default=False, metadata={"help": "Pack micro-batches without padding (lightningrl)."}
@@ -125,8 +171,17 @@ class TrainConfig:
     kto_label_from: str = field(
         default="advantage", metadata={"help": "KTO label source: advantage or reward."}
     )
+    kto_desirable_weight: float = field(default=1.0, metadata={"help": "KTO weight of desirable rows."})
+    kto_undesirable_weight: float = field(
+        default=0.5, metadata={"help": "KTO weight of undesirable rows (TRL's default: 1.0)."}
+    )
     dpo_min_margin: float = field(default=0.0, metadata={"help": "DPO pairs need a reward gap above this."})
-    beta: float = field(default=0.1, metadata={"help": "KTO/DPO beta."})
+    rpo_alpha: float | None = field(
+        default=1.0, metadata={"help": "DPO: weight of the chosen answer's NLL (RPO); 0: plain DPO."}
+    )
+    beta: float | None = field(
+        default=None, metadata={"help": "lightningrl: KL to the start model (0); KTO/DPO: beta (0.1)."}
+    )
     use_cpu: bool | None = field(default=None, metadata={"help": "Force CPU (default: when no CUDA)."})
     bf16: bool | None = field(default=None, metadata={"help": "bf16 mixed precision (default: GPU support)."})
     gradient_checkpointing: bool | None = field(
@@ -140,6 +195,12 @@ class TrainConfig:
     progress: bool = field(default=True, metadata={"help": "Show a progress bar."})
     trainer_kwargs: dict[str, Any] = field(
         default_factory=dict, metadata={"help": "Extra fields for the TRL/transformers config."}
+    )
+    publish_to: str | None = field(
+        default=None, metadata={"help": "Policy server URL to publish the final model to (probe-verified)."}
+    )
+    publish_dsn: str | None = field(
+        default=None, metadata={"help": "Store for the policy version record (default: data if a DSN)."}
     )
 
     def __post_init__(self) -> None:
@@ -182,16 +243,19 @@ class TrainConfig:
             raise ValueError(
                 f"num_train_epochs must be > 0 when max_steps is -1, got {self.num_train_epochs}."
             )
-        if not 0 < self.clip_epsilon < 1:
-            raise ValueError(
-                f"clip_epsilon must be in (0, 1), got {self.clip_epsilon}. 0.2 is the usual value."
-            )
-        if self.clip_epsilon_high is not None and self.clip_epsilon_high <= 0:
-            raise ValueError(f"clip_epsilon_high must be > 0, got {self.clip_epsilon_high}.")
-        if self.loss_aggregation not in LOSS_AGGREGATIONS:
-            raise ValueError(
-                f"loss_aggregation must be one of {list(LOSS_AGGREGATIONS)}, got {self.loss_aggregation!r}."
-            )
+        from lightspan.training.rl_knobs import resolve_aliases, validate_rl_knobs
+
+        resolve_aliases(self)  # clip_epsilon / clip_epsilon_high / loss_aggregation -> TRL's names, warned
+        validate_rl_knobs(self)
+        for name in ("kto_desirable_weight", "kto_undesirable_weight"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}.")
+        if self.rpo_alpha is not None and self.rpo_alpha < 0:
+            raise ValueError(f"rpo_alpha must be >= 0 (0 or None: plain DPO), got {self.rpo_alpha}.")
+        if self.beta is None:
+            self.beta = 0.0 if self.algo == "lightningrl" else 0.1
+        if self.algo == "lightningrl" and self.beta < 0:
+            raise ValueError(f"beta (the KL coefficient) must be >= 0 for lightningrl, got {self.beta}.")
         from lightspan.schemas.rows import CREDIT_STRATEGIES
 
         if self.credit not in CREDIT_STRATEGIES:
@@ -211,6 +275,10 @@ class TrainConfig:
             )
         if self.bf16 and self.resolved_use_cpu() and not self.trainer_kwargs.get("allow_cpu_bf16"):
             raise ValueError("bf16=True on CPU is slow and lossy here. Leave bf16 unset (auto) on CPU.")
+        if self.publish_to is not None and not str(self.publish_to).startswith(("http://", "https://")):
+            raise ValueError(
+                f"publish_to must be a policy server URL (http://host:port), got {self.publish_to!r}."
+            )
         if not isinstance(self.trainer_kwargs, dict):
             raise ValueError(f"trainer_kwargs must be a mapping, got {type(self.trainer_kwargs).__name__}.")
 

@@ -44,6 +44,9 @@ class TrainResult:
     adapter_path: str | None = None
     num_rows: int = 0
     checkpoints: list[str] = field(default_factory=list)
+    published: dict[str, Any] | None = None  # PublishResult.as_dict() when publish_to was set
+    # When resuming: {"from": checkpoint or None, "step", "skipped_incomplete": [dirs], "metrics_dropped": n}
+    resume: dict[str, Any] | None = None
 
 
 def _looks_like_path(model: str) -> bool:
@@ -148,11 +151,23 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
             if cfg.resolved_gradient_checkpointing():
                 model.enable_input_require_grads()
             model = get_peft_model(model, peft_config)
+        rl_knobs = (
+            "loss_type",
+            "epsilon",
+            "epsilon_high",
+            "delta",
+            "beta",
+            "num_iterations",
+            "importance_sampling_mode",
+            "importance_sampling_cap",
+            "importance_sampling_min",
+            "max_staleness",
+            "stale_rows",
+            "current_policy_version",
+        )
         args = LightningRLConfig(
             **common,
-            clip_epsilon=cfg.clip_epsilon,
-            clip_epsilon_high=cfg.clip_epsilon_high,
-            loss_aggregation=cfg.loss_aggregation,
+            **{k: getattr(cfg, k) for k in rl_knobs},
             max_length=cfg.max_length,
             padding_free=cfg.padding_free,
         )
@@ -169,13 +184,24 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
         from trl import KTOConfig, KTOTrainer
 
         trainer_cls = type("LightspanKTOTrainer", (MeteredMixin, KTOTrainer), {})
-        args = KTOConfig(**common, max_length=cfg.max_length, beta=cfg.beta)
+        args = KTOConfig(
+            **{
+                "desirable_weight": cfg.kto_desirable_weight,
+                "undesirable_weight": cfg.kto_undesirable_weight,
+                **common,
+            },
+            max_length=cfg.max_length,
+            beta=cfg.beta if cfg.beta is not None else 0.1,  # TrainConfig resolves None to 0.1 for kto/dpo
+        )
         dataset = D.kto_view(rows, cfg.kto_label_from, cfg.sft_min_reward)
     else:
         from trl import DPOConfig, DPOTrainer
 
         trainer_cls = type("LightspanDPOTrainer", (MeteredMixin, DPOTrainer), {})
-        args = DPOConfig(**common, max_length=cfg.max_length, beta=cfg.beta)
+        if cfg.rpo_alpha and "loss_type" not in cfg.trainer_kwargs:
+            # RPO: DPO alone lets the chosen answer's log-prob fall with the rejected one (docs/training.md).
+            common = {**common, "loss_type": ["sigmoid", "sft"], "loss_weights": [1.0, cfg.rpo_alpha]}
+        args = DPOConfig(**common, max_length=cfg.max_length, beta=cfg.beta if cfg.beta is not None else 0.1)
         dataset = D.dpo_view(rows, cfg.dpo_min_margin)
     return trainer_cls(
         model=model,
@@ -187,23 +213,52 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
     )
 
 
-def _resume_arg(cfg: TrainConfig) -> str | bool | None:
-    value = cfg.resume_from_checkpoint
-    if value in (None, False, "", "false", "False"):
-        return None
-    if value in (True, "true", "True", "latest"):
-        from transformers.trainer_utils import get_last_checkpoint
+def _is_main_process() -> bool:
+    """Rank 0, or no launcher: the one process that edits the output dir (as transformers' ``should_save``)."""
+    return int(os.environ.get("RANK", "0") or 0) == 0
 
-        last = get_last_checkpoint(cfg.output_dir) if Path(cfg.output_dir).is_dir() else None
-        if last is None:
-            raise FileNotFoundError(
-                f"resume_from_checkpoint=True but {cfg.output_dir!r} has no checkpoint-* directory; "
-                "pass a checkpoint path or leave resume unset."
+
+def _resume_wanted(cfg: TrainConfig) -> bool:
+    return cfg.resume_from_checkpoint not in (None, False, "", "false", "False")
+
+
+def _resume_arg(cfg: TrainConfig) -> tuple[str | None, int, list[str]]:
+    """The checkpoint to resume from, its step, and the incomplete folders skipped; ``latest`` (or ``True``)
+    is the newest *complete* checkpoint.
+
+    Folders a kill left half-written are skipped with a warning naming each (and removed by the main
+    process); with no complete checkpoint ``latest`` trains from step 0 with a warning, so a restart
+    loop that always passes ``--resume latest`` survives a kill before the first save too.
+    """
+    from lightspan.training import checkpoints
+
+    if not _resume_wanted(cfg):
+        return None, 0, []
+    value = cfg.resume_from_checkpoint
+    need_optimizer = not cfg.trainer_kwargs.get("save_only_model", False)
+    if value in (True, "true", "True", "latest"):
+        point = checkpoints.latest_complete(str(cfg.output_dir), need_optimizer=need_optimizer)
+        if _is_main_process():
+            checkpoints.discard(point.skipped)
+        if point.path is None:
+            log.warning(
+                "resume latest: %s holds no complete checkpoint; training from step 0", cfg.output_dir
             )
-        return last
-    if not Path(str(value)).is_dir():
+        else:
+            log.info("resuming from %s (step %d)", point.path, point.step)
+        return point.path, point.step, [folder for folder, _ in point.skipped]
+    path = Path(str(value))
+    if not path.is_dir():
         raise FileNotFoundError(f"resume_from_checkpoint {value!r} is not a checkpoint directory.")
-    return str(value)
+    reason = checkpoints.incomplete_reason(path, need_optimizer=need_optimizer)
+    if reason is not None:
+        raise ValueError(
+            f"checkpoint {value!r} is incomplete: {reason}. Pass 'latest' to resume from the newest complete one."
+        )
+    import json
+
+    state = json.loads((path / checkpoints.TRAINER_STATE).read_text(encoding="utf-8"))
+    return str(path), int(state.get("global_step", 0)), []
 
 
 def train(config: TrainConfig) -> TrainResult:
@@ -222,14 +277,40 @@ def train(config: TrainConfig) -> TrainResult:
     transformers.set_seed(config.seed)
     out = Path(config.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    resume = _resume_arg(config)
+    resume, resume_step, skipped = _resume_arg(config)
+    resume_info = None
     rows = load_dataset_source(config.data, out, credit=config.credit)
     model, tokenizer = _load_model(config)
     metrics_cb = JsonlMetricsCallback(config.resolved_metrics_file(), config.algo)
+    if _resume_wanted(config) and _is_main_process():
+        from lightspan.training.checkpoints import trim_metrics
+
+        kept, dropped = trim_metrics(metrics_cb.path, resume_step)  # the steps after the checkpoint run again
+        resume_info = {
+            "from": resume,
+            "step": resume_step,
+            "skipped_incomplete": skipped,
+            "metrics_dropped": dropped,
+        }
+        metrics_cb.last_step = next((r for r in reversed(kept) if "loss" in r), {})
     trainer = _build_trainer(config, rows, model, tokenizer, [metrics_cb])
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
-    trainer.train(resume_from_checkpoint=resume)  # save_strategy="steps" also checkpoints the last step
+    if resume is not None and 0 < config.max_steps <= resume_step:
+        # transformers, resumed mid-epoch at max_steps, would still run one step: load, don't train.
+        from lightspan.training.checkpoints import load_weights
+
+        log.warning(
+            "%s is at step %d and the run stops at step %d: nothing left to train (raise max_steps to go on); "
+            "final model written again",
+            resume,
+            resume_step,
+            config.max_steps,
+        )
+        load_weights(trainer.accelerator.unwrap_model(trainer.model), resume)
+        trainer.state.global_step = resume_step
+    else:
+        trainer.train(resume_from_checkpoint=resume)  # save_strategy="steps" also checkpoints the last step
     final_dir = out / "final"
     trainer.save_model(str(final_dir))
     tokenizer.save_pretrained(str(final_dir))
@@ -242,6 +323,11 @@ def train(config: TrainConfig) -> TrainResult:
             merged.save_pretrained(str(merged_dir))
             tokenizer.save_pretrained(str(merged_dir))
             model_path = str(merged_dir)
+    published = (
+        _publish(config, model_path, adapter_path)
+        if config.publish_to and trainer.is_world_process_zero()
+        else None
+    )
     from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
     checkpoints = sorted(
@@ -256,7 +342,43 @@ def train(config: TrainConfig) -> TrainResult:
         adapter_path=adapter_path,
         num_rows=len(rows),
         checkpoints=checkpoints,
+        published=published,
+        resume=resume_info,
     )
+
+
+def _publish(cfg: TrainConfig, model_path: str, adapter_path: str | None) -> dict[str, Any]:
+    """Publish the final model to ``cfg.publish_to``, probe-verified, and record its version.
+
+    A failure raises (after the model is saved): a loop that keeps serving the old policy unnoticed
+    would train on stale data.
+    """
+    from lightspan.schemas import env
+    from lightspan.training.data import is_dsn
+    from lightspan.training.publish.publisher import publish_final_model
+
+    assert cfg.publish_to is not None
+    dsn = (
+        cfg.publish_dsn
+        or (cfg.data if is_dsn(cfg.data) else None)
+        or os.environ.get(env.LIGHTSPAN_CLICKHOUSE_DSN)
+        or None
+    )
+    try:
+        result = publish_final_model(
+            model_path,
+            cfg.publish_to,
+            adapter_path=adapter_path,
+            base_model=cfg.model,
+            dsn=dsn,
+            log=log.info,
+        )
+    except RuntimeError as exc:
+        raise RuntimeError(
+            f"training finished ({model_path}) but publishing to {cfg.publish_to} failed: {exc}"
+        ) from exc
+    log.info(result.summary())
+    return result.as_dict()
 
 
 __all__ = ["TrainResult", "train"]

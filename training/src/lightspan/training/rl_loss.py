@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import torch
 
-LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
-IMPORTANCE_SAMPLING_MODES = ("token_truncate", "token_mask", "sequence_truncate", "sequence_mask")
+from lightspan.training.rl_knobs import IMPORTANCE_SAMPLING_MODES, LOSS_TYPES
+
 IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 
 

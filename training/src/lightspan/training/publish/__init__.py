@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .probe import ProbeResult
-from .publisher import DEFAULT_TOLERANCE, PublishResult, publish_checkpoint
+from .publisher import DEFAULT_TOLERANCE, PublishResult, publish_checkpoint, publish_final_model
 from .servers import MECHANISMS, PublishError, ServerInfo, detect_server
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ __all__ = [
     "ServerInfo",
     "detect_server",
     "publish_checkpoint",
+    "publish_final_model",
 ]
 
 

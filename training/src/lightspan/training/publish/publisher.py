@@ -23,7 +23,7 @@ from .servers import (
     vllm_reload_weights,
 )
 
-__all__ = ["DEFAULT_TOLERANCE", "PublishResult", "publish_checkpoint"]
+__all__ = ["DEFAULT_TOLERANCE", "PublishResult", "publish_checkpoint", "publish_final_model"]
 
 #: Largest per-token logprob difference the probe accepts (fp32 servers agree to ~1e-5; raise it for
 #: bf16/fp16 servers, e.g. 0.05).
@@ -188,4 +188,35 @@ def publish_checkpoint(
         published_at=published_at,
         probe=result,
         recorded=store is not None,
+    )
+
+
+def publish_final_model(
+    model_path: str | Path,
+    server_url: str,
+    *,
+    adapter_path: str | Path | None = None,
+    base_model: str | None = None,
+    dsn: str | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    log: Callable[[str], None] | None = None,
+) -> PublishResult:
+    """Publish what a training run produced (``TrainResult.model_path`` / ``.adapter_path``).
+
+    A LoRA run's adapter goes to vLLM as a runtime LoRA (small, a versioned name, the base stays
+    loaded); anything else, and every publish to ``lightspan serve``, is the full model
+    (``model_path``: the merged model of a LoRA run). ``base_model`` is the adapter's base for the probe.
+    """
+    server = detect_server(server_url)
+    use_adapter = adapter_path is not None and (
+        server.kind == "vllm" or Path(model_path).resolve() == Path(adapter_path).resolve()
+    )
+    ckpt = adapter_path if use_adapter and adapter_path is not None else model_path
+    return publish_checkpoint(
+        ckpt,
+        server_url,
+        dsn=dsn,
+        base_model=base_model if use_adapter else None,
+        tolerance=tolerance,
+        log=log,
     )
