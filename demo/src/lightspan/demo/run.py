@@ -53,8 +53,9 @@ __all__ = [
 ]
 
 Echo = Callable[[str], None]
-#: Policy servers the demo can run against; ``vllm`` is accepted, and refused with the reason until the
-#: serving part's vLLM launcher and ``lightspan publish`` land (see docs/serving.md).
+#: Policy servers the demo can run against: ``lightspan`` (the embedded ``lightspan serve``, reloaded in
+#: place) or ``vllm`` (real vLLM from its cached venv, each round published by full-weight reload +
+#: prefix-cache reset, probe-verified, as a recorded policy version; see docs/serving.md).
 SERVERS = ("lightspan", "vllm")
 CREDITS = ("per_step", "grpo_rollout", "grpo", "identical")
 
@@ -73,7 +74,8 @@ class DemoConfig:
     credit: credit assignment for the converter: ``per_step`` (the default) gives each call the step reward
         aimed at it (the plan call: validity + efficiency; the answer call: correctness); measured best
         with ``identical`` in benchmarks/bench_credit_strategies.py (docs/BENCHMARKS.md).
-    server: which policy server (``lightspan`` embedded; ``vllm`` not wired yet).
+    server: which policy server: ``lightspan`` (embedded, the default) or ``vllm`` (real vLLM; the rounds
+        publish through ``lightspan.training.publish`` and the rows carry policy versions).
     quick: a small run for the CI end-to-end test (seconds of training, not minutes).
     init_policy: start from this warm-started checkpoint instead of building one (benchmarks share one).
     """
@@ -304,19 +306,32 @@ def build_warm_policy(cfg: DemoConfig, world: World) -> str:
     return build_policy(cfg.work_dir / "policy-0", world.kb, world.train, cfg.warmstart)
 
 
-def start_policy_server(model_path: str, server: str = "lightspan") -> Any:
+def start_policy_server(
+    model_path: str,
+    server: str = "lightspan",
+    *,
+    dsn: str | None = None,
+    log_path: Path | None = None,
+    echo: Echo | None = None,
+) -> Any:
     """Serve the policy on a free loopback port as model ``policy``.
 
     The returned object is what the loop needs of any policy server: ``base_url``, ``model_path``,
     ``reload(path)`` (publish a checkpoint and wait until it serves), ``stop()``, and ``with``.
+    ``vllm``: real vLLM (:class:`lightspan.demo.vllm_policy.VLLMPolicy`); ``dsn`` is where its publishes
+    are recorded as policy versions, ``log_path`` gets vLLM's log.
     """
     if server not in SERVERS:
         raise ValueError(f"server must be one of {', '.join(SERVERS)}, got {server!r}")
     if server == "vllm":
-        raise RuntimeError(
-            "--server vllm is not wired into the demo yet: it needs the serving part's vLLM launcher "
-            "and `lightspan publish` (full-weight reload + prefix-cache reset); use --server lightspan"
-        )
+        from lightspan.demo.vllm_policy import VLLMPolicy
+
+        policy = VLLMPolicy(model_path, dsn=dsn, log_path=log_path, echo=echo)
+        try:
+            return policy.start()
+        except BaseException:
+            policy.stop()
+            raise
     from lightspan.serving import PolicyServer
 
     srv = PolicyServer(model_path, served_model_name="policy", device="cpu")
@@ -632,7 +647,22 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         )
         cfg.otlp_endpoint = collector.otlp_endpoint
         tracing = stack.enter_context(setup_tracing(cfg))
-        server = stack.enter_context(start_policy_server(policy, cfg.server))
+        if cfg.server == "vllm":
+            echo("serving: starting vLLM (30-130 s; the first run on a machine also builds its venv)")
+            server = stack.enter_context(
+                timed(
+                    "server_start",
+                    lambda: start_policy_server(
+                        policy,
+                        cfg.server,
+                        dsn=collector.query_url,
+                        log_path=cfg.work_dir / "vllm.log",
+                        echo=lambda msg: echo(f"  {msg}"),
+                    ),
+                )
+            )
+        else:
+            server = stack.enter_context(start_policy_server(policy, cfg.server))
         echo(f"serving: {server.base_url} (model 'policy', {cfg.server}, openai client with token ids)")
         before = timed("eval_before", lambda: evaluate(cfg, world, server, "before"))
         echo("held-out before (warm start): " + _short(before))
@@ -672,6 +702,7 @@ def run_demo(cfg: DemoConfig, echo: Echo = print) -> DemoReport:
         "trained policy": str(result.model_path if result else None),
         "training metrics": str(cfg.work_dir / "train" / "round-N" / "metrics.jsonl"),
         "collector log": str(collector.log_path),
+        **({"vLLM log": str(cfg.work_dir / "vllm.log")} if cfg.server == "vllm" else {}),
         "plots": str(cfg.work_dir / "gap.png") + ", " + str(cfg.work_dir / "reward.png"),
         "report": str(cfg.work_dir / "report.md"),
     }
