@@ -186,9 +186,10 @@ def test_train_publish_to_reloads_the_server_probe_verified_and_records_the_vers
     versions = converted_versions(dsn, tmp_path / "after")
     assert versions["after-train"] == [1] and versions["train-0"] == [-1]
 
-    # A server that is gone: the model is saved, the run fails in one line naming the server.
+    # A server that is gone (named by $LIGHTSPAN_PUBLISH_TO): the model is saved, the run fails in one
+    # line naming the server.
     bad = CliRunner().invoke(
-        cli, [*args, "--output", str(tmp_path / "run2"), "--publish-to", "http://127.0.0.1:9"]
+        cli, [*args, "--output", str(tmp_path / "run2")], env={"LIGHTSPAN_PUBLISH_TO": "http://127.0.0.1:9"}
     )
     assert bad.exit_code == 1 and "publishing to http://127.0.0.1:9 failed: cannot reach" in bad.output
     assert (tmp_path / "run2" / "final" / "config.json").is_file()

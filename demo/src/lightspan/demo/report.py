@@ -172,8 +172,8 @@ def write_plots(report: dict[str, Any], metrics: list[dict[str, Any]], work_dir:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(10, 4))
-    steps = [m["step"] for m in metrics if "rl/reward_mean" in m]
-    rewards = [m["rl/reward_mean"] for m in metrics if "rl/reward_mean" in m]
+    steps = [m["step"] for m in metrics if "reward" in m]
+    rewards = [m["reward"] for m in metrics if "reward" in m]  # TRL's name (rl/reward_mean is deprecated)
     if steps:
         ax.plot(steps, rewards, color="#c8d6e5", lw=1, label="reward of the training batch")
     rounds = report.get("rounds", [])

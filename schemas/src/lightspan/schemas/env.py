@@ -87,6 +87,9 @@ LIGHTSPAN_SPOOL_FSYNC = "LIGHTSPAN_SPOOL_FSYNC"
 LIGHTSPAN_OUTPUT_DIR = "LIGHTSPAN_OUTPUT_DIR"
 """.. envvar:: LIGHTSPAN_OUTPUT_DIR  -- where ``lightspan convert`` and ``lightspan train`` write by default."""
 
+LIGHTSPAN_PUBLISH_TO = "LIGHTSPAN_PUBLISH_TO"
+""".. envvar:: LIGHTSPAN_PUBLISH_TO  -- policy server ``lightspan train`` publishes its final model to (``--publish-to``)."""
+
 # --- serving (vLLM) ----------------------------------------------------------
 LIGHTSPAN_VLLM_VENV = "LIGHTSPAN_VLLM_VENV"
 """.. envvar:: LIGHTSPAN_VLLM_VENV

@@ -108,6 +108,8 @@ from lightspan.training.rl_knobs import IMPORTANCE_SAMPLING_CHOICES, LOSS_TYPES,
     "--publish-to",
     default=None,
     metavar="URL",
+    envvar=env.LIGHTSPAN_PUBLISH_TO,
+    show_envvar=True,
     help="Publish the final model to this running policy server (vLLM or lightspan serve), probe-verified.",
 )
 @click.option(
