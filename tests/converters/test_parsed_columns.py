@@ -96,20 +96,7 @@ def _store_at(version: int) -> tuple[Any, str, str]:
     """A fresh database with migrations up to ``version`` applied (as an older lightspan left it)."""
     database = f"conv_{uuid.uuid4().hex[:12]}"
     client, dsn = _connect(database)
-    layout = ddl.Layout(database=database)
-    client.command(f"CREATE DATABASE IF NOT EXISTS {database}")
-    for stmt in ddl.migrations_table(layout):
-        client.command(stmt)
-    for m in ddl.MIGRATIONS:
-        if m.version > version:
-            break
-        for stmt in m.statements(layout):
-            client.command(stmt)
-        client.insert(
-            f"{database}.{ddl.MIGRATIONS_TABLE}",
-            [[m.version, m.description]],
-            column_names=["Version", "Description"],
-        )
+    apply_schema(client, database=database, up_to=version)
     return client, database, dsn
 
 

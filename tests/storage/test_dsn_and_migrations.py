@@ -64,6 +64,16 @@ def test_migrations_are_idempotent_and_versioned(chdb_dsn, closing):
     assert {ddl.SPANS_TABLE, ddl.REWARDS_TABLE, ddl.WATERMARKS_TABLE, ddl.MIGRATIONS_TABLE} <= tables
 
 
+def test_a_staged_upgrade_stops_at_up_to_and_resumes_from_there(chdb_dsn, closing):
+    client = closing(connect(chdb_dsn))
+    first = ddl.MIGRATIONS[-2].version
+    assert apply_schema(client, database="lightspan", up_to=first) == [
+        m.version for m in ddl.MIGRATIONS if m.version <= first
+    ]
+    assert current_version(client, "lightspan") == first
+    assert apply_schema(client, database="lightspan") == [ddl.SCHEMA_VERSION]
+
+
 def test_newer_schema_than_code_is_refused(chdb_dsn, closing):
     client = closing(connect(chdb_dsn))
     apply_schema(client, database="lightspan")

@@ -32,9 +32,11 @@ def apply_schema(
     database: str | None = None,
     cluster: str | None = None,
     ttl_days: int = 0,
+    up_to: int | None = None,
 ) -> list[int]:
     """Create or upgrade every lightspan table; return the migration versions applied now.
 
+    ``up_to`` stops after that migration (a staged upgrade, or a store as an older lightspan left it).
     Raises :class:`SchemaError` when the store was written by a newer lightspan.
     """
     layout = ddl.Layout(
@@ -55,6 +57,8 @@ def apply_schema(
     for migration in ddl.MIGRATIONS:
         if migration.version <= have:
             continue
+        if up_to is not None and migration.version > up_to:
+            break
         _log.info("applying schema migration %d: %s", migration.version, migration.description)
         for stmt in migration.statements(layout):
             client.command(stmt)
