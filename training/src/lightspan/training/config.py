@@ -14,14 +14,14 @@ from typing import Any
 
 from lightspan.schemas import env
 from lightspan.schemas.settings import SettingsFile, load_settings
+from lightspan.training.rl_knobs import RLKnobs
 
 ALGOS = ("lightningrl", "sft", "kto", "dpo")
 KTO_LABEL_SOURCES = ("advantage", "reward")
-LOSS_AGGREGATIONS = ("token_mean", "sequence_mean")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(RLKnobs):
     """What to train, on what, and how.
 
     Parameters:
@@ -136,33 +136,6 @@ class TrainConfig:
     save_total_limit: int | None = field(default=None, metadata={"help": "Keep at most N checkpoints."})
     resume_from_checkpoint: str | bool | None = field(
         default=None, metadata={"help": "Checkpoint dir, or true for the latest in output_dir."}
-    )
-    loss_type: str = field(default="dapo", metadata={"help": "lightningrl loss: grpo, bnpo, dr_grpo, dapo."})
-    epsilon: float = field(default=0.2, metadata={"help": "PPO clip range below 1 (lightningrl)."})
-    epsilon_high: float | None = field(
-        default=None, metadata={"help": "Clip range above 1 (default epsilon)."}
-    )
-    delta: float | None = field(default=None, metadata={"help": "Two-sided clip: cap the ratio at delta."})
-    num_iterations: int = field(default=1, metadata={"help": "PPO epochs over each batch (lightningrl)."})
-    importance_sampling_mode: str = field(
-        default="sequence_mask", metadata={"help": "token|sequence x truncate|mask, or none."}
-    )
-    importance_sampling_cap: float | None = field(
-        default=3.0, metadata={"help": "Upper bound of the IS weight."}
-    )
-    importance_sampling_min: float | None = field(
-        default=None, metadata={"help": "Lower bound of the IS weight."}
-    )
-    max_staleness: int | None = field(default=None, metadata={"help": "Max policy versions behind current."})
-    stale_rows: str = field(default="drop", metadata={"help": "drop or downweight rows past max_staleness."})
-    current_policy_version: int | None = field(
-        default=None, metadata={"help": "Version staleness counts from (default newest in data)."}
-    )
-    clip_epsilon: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon."})
-    clip_epsilon_high: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon_high."})
-    loss_aggregation: str | None = field(
-        default=None,
-        metadata={"help": f"Deprecated ({', '.join(LOSS_AGGREGATIONS)}): use loss_type."},
     )
     padding_free: bool = field(
         default=False, metadata={"help": "Pack micro-batches without padding (lightningrl)."}

@@ -151,23 +151,14 @@ def _build_trainer(cfg: TrainConfig, rows: Any, model: Any, tokenizer: Any, call
             if cfg.resolved_gradient_checkpointing():
                 model.enable_input_require_grads()
             model = get_peft_model(model, peft_config)
-        rl_knobs = (
-            "loss_type",
-            "epsilon",
-            "epsilon_high",
-            "delta",
-            "beta",
-            "num_iterations",
-            "importance_sampling_mode",
-            "importance_sampling_cap",
-            "importance_sampling_min",
-            "max_staleness",
-            "stale_rows",
-            "current_policy_version",
-        )
+        from lightspan.training.rl_knobs import rl_knob_values
+
         args = LightningRLConfig(
             **common,
-            **{k: getattr(cfg, k) for k in rl_knobs},
+            **rl_knob_values(cfg),
+            beta=cfg.beta
+            if cfg.beta is not None
+            else 0.0,  # TrainConfig resolves None to 0.0 for lightningrl
             max_length=cfg.max_length,
             padding_free=cfg.padding_free,
         )

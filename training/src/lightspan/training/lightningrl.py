@@ -45,14 +45,14 @@ from lightspan.schemas import rows as R
 from lightspan.training import rl_loss as L
 from lightspan.training.data import messages
 from lightspan.training.metrics import MeteredMixin
-from lightspan.training.rl_knobs import STALE_ROW_RULES, resolve_aliases, validate_rl_knobs
+from lightspan.training.rl_knobs import STALE_ROW_RULES, RLKnobs, resolve_aliases, validate_rl_knobs
 from lightspan.training.sampler import GroupBatchSampler
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class LightningRLConfig(TrainingArguments):
+class LightningRLConfig(RLKnobs, TrainingArguments):
     """``TrainingArguments`` for :class:`LightningRLTrainer`; the RL knobs carry TRL ``GRPOConfig``'s names.
 
     Parameters:
@@ -76,33 +76,9 @@ class LightningRLConfig(TrainingArguments):
             ``loss_type`` (``token_mean`` -> ``bnpo``, ``sequence_mean`` -> ``grpo``).
     """
 
-    loss_type: str = field(default="dapo", metadata={"help": "grpo, bnpo, dr_grpo or dapo (TRL's)."})
-    epsilon: float = field(default=0.2, metadata={"help": "Lower clip range of the ratio."})
-    epsilon_high: float | None = field(default=None, metadata={"help": "Upper clip range (default epsilon)."})
-    delta: float | None = field(default=None, metadata={"help": "Two-sided clip: cap the ratio at delta."})
     beta: float = field(default=0.0, metadata={"help": "KL coefficient to the reference model."})
-    num_iterations: int = field(default=1, metadata={"help": "PPO epochs over each batch."})
-    importance_sampling_mode: str = field(
-        default="sequence_mask", metadata={"help": "token|sequence x truncate|mask, or none."}
-    )
-    importance_sampling_cap: float | None = field(
-        default=3.0, metadata={"help": "Upper bound of the IS weight."}
-    )
-    importance_sampling_min: float | None = field(
-        default=None, metadata={"help": "Lower bound of the IS weight."}
-    )
-    max_staleness: int | None = field(
-        default=None, metadata={"help": "Max policy versions behind the newest."}
-    )
-    stale_rows: str = field(default="drop", metadata={"help": "drop or downweight rows past max_staleness."})
-    current_policy_version: int | None = field(
-        default=None, metadata={"help": "Version staleness counts from (default newest seen)."}
-    )
     max_length: int = field(default=2048, metadata={"help": "Max prompt + completion tokens."})
     padding_free: bool = field(default=False, metadata={"help": "Pack micro-batches without padding."})
-    clip_epsilon: float | None = field(default=None, metadata={"help": "Deprecated: epsilon."})
-    clip_epsilon_high: float | None = field(default=None, metadata={"help": "Deprecated: epsilon_high."})
-    loss_aggregation: str | None = field(default=None, metadata={"help": "Deprecated: loss_type."})
     logging_steps: float = field(default=1, metadata={"help": "Log every N steps."})
 
     def __post_init__(self) -> None:

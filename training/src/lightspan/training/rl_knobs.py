@@ -8,6 +8,7 @@ prefix, since here the behaviour policy is whatever served the agent.
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
@@ -16,6 +17,50 @@ IMPORTANCE_SAMPLING_CHOICES = (*IMPORTANCE_SAMPLING_MODES, "none")
 STALE_ROW_RULES = ("drop", "downweight")
 #: deprecated ``loss_aggregation`` values -> TRL ``loss_type``
 LOSS_AGGREGATION_ALIASES = {"token_mean": "bnpo", "sequence_mean": "grpo"}
+
+
+@dataclass(kw_only=True)
+class RLKnobs:
+    """The lightningrl fields ``TrainConfig`` and ``LightningRLConfig`` share (one declaration for both).
+
+    ``beta`` is not here: ``TrainConfig.beta`` also serves kto/dpo (default ``None``, resolved per algorithm).
+    Keyword-only, so a subclass's positional fields keep their order.
+    """
+
+    loss_type: str = field(
+        default="dapo", metadata={"help": "lightningrl loss: grpo, bnpo, dr_grpo, dapo (TRL's)."}
+    )
+    epsilon: float = field(default=0.2, metadata={"help": "PPO clip range below 1 (lightningrl)."})
+    epsilon_high: float | None = field(
+        default=None, metadata={"help": "Clip range above 1 (default epsilon)."}
+    )
+    delta: float | None = field(default=None, metadata={"help": "Two-sided clip: cap the ratio at delta."})
+    num_iterations: int = field(default=1, metadata={"help": "PPO epochs over each batch (lightningrl)."})
+    importance_sampling_mode: str = field(
+        default="sequence_mask", metadata={"help": "token|sequence x truncate|mask, or none."}
+    )
+    importance_sampling_cap: float | None = field(
+        default=3.0, metadata={"help": "Upper bound of the IS weight."}
+    )
+    importance_sampling_min: float | None = field(
+        default=None, metadata={"help": "Lower bound of the IS weight."}
+    )
+    max_staleness: int | None = field(default=None, metadata={"help": "Max policy versions behind current."})
+    stale_rows: str = field(default="drop", metadata={"help": "drop or downweight rows past max_staleness."})
+    current_policy_version: int | None = field(
+        default=None, metadata={"help": "Version staleness counts from (default newest in data)."}
+    )
+    clip_epsilon: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon."})
+    clip_epsilon_high: float | None = field(default=None, metadata={"help": "Deprecated: use epsilon_high."})
+    loss_aggregation: str | None = field(
+        default=None,
+        metadata={"help": f"Deprecated ({', '.join(LOSS_AGGREGATION_ALIASES)}): use loss_type."},
+    )
+
+
+def rl_knob_values(obj: Any) -> dict[str, Any]:
+    """The :class:`RLKnobs` fields of ``obj`` (a ``TrainConfig``), to build a ``LightningRLConfig`` from."""
+    return {f.name: getattr(obj, f.name) for f in fields(RLKnobs)}
 
 
 def resolve_aliases(obj: Any) -> None:
