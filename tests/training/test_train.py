@@ -166,3 +166,13 @@ def test_cli_bad_inputs_give_one_line(tiny_model, mixed_rows, kit, tmp_path):
         ["train", "--model", missing, "--data", str(data), "--output", str(tmp_path / "o2"), "--no-progress"],
     )
     assert res.exit_code == 1 and "does not exist" in res.output and "repo id" not in res.output.lower()
+
+
+def test_warmup_ratio_warms_up_with_the_default_constant_schedule(tiny_model, mixed_rows, kit, tmp_path):
+    """transformers' ``constant`` schedule ignores warmup; a requested warmup must still happen."""
+    data = kit.write_rows(mixed_rows, tmp_path / "data" / "calls.parquet")
+    cfg = _config(tiny_model, data, tmp_path / "out", max_steps=4, save_steps=10, warmup_ratio=0.5)
+    assert cfg.lr_scheduler_type == "constant"
+    result = train(cfg)
+    lrs = [r["learning_rate"] for r in read_metrics(result.metrics_path) if "loss" in r]
+    assert lrs[0] < lrs[-1] == pytest.approx(1e-3)  # ramps up to the peak, then holds it

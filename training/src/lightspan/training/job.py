@@ -94,6 +94,14 @@ def _peft_config(cfg: TrainConfig):
     )
 
 
+def _scheduler(cfg: TrainConfig) -> str:
+    """transformers' ``constant`` schedule ignores warmup: with ``warmup_ratio > 0`` use its warmup variant
+    (otherwise a requested warmup would silently not happen)."""
+    if cfg.warmup_ratio > 0 and cfg.lr_scheduler_type == "constant":
+        return "constant_with_warmup"
+    return cfg.lr_scheduler_type
+
+
 def _common_args(cfg: TrainConfig) -> dict[str, Any]:
     """TrainingArguments shared by every algorithm."""
     use_cpu = cfg.resolved_use_cpu()
@@ -105,7 +113,7 @@ def _common_args(cfg: TrainConfig) -> dict[str, Any]:
         "max_steps": cfg.max_steps,
         "per_device_train_batch_size": cfg.per_device_train_batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
-        "lr_scheduler_type": cfg.lr_scheduler_type,
+        "lr_scheduler_type": _scheduler(cfg),
         "warmup_steps": cfg.warmup_ratio,  # transformers 5: a float < 1 is a ratio
         "max_grad_norm": cfg.max_grad_norm,
         "save_strategy": "steps",
