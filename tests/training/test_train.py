@@ -176,3 +176,13 @@ def test_warmup_ratio_warms_up_with_the_default_constant_schedule(tiny_model, mi
     result = train(cfg)
     lrs = [r["learning_rate"] for r in read_metrics(result.metrics_path) if "loss" in r]
     assert lrs[0] < lrs[-1] == pytest.approx(1e-3)  # ramps up to the peak, then holds it
+
+
+def test_a_fresh_run_in_the_same_directory_sets_the_old_metrics_aside(tiny_model, mixed_rows, kit, tmp_path):
+    """Without --resume, metrics.jsonl holds this run only; the earlier run's file is kept beside it."""
+    data = kit.write_rows(mixed_rows, tmp_path / "data" / "calls.parquet")
+    first = train(_config(tiny_model, data, tmp_path / "out", max_steps=2, save_steps=10))
+    second = train(_config(tiny_model, data, tmp_path / "out", max_steps=3, save_steps=10))
+    assert [r["step"] for r in read_metrics(second.metrics_path) if "loss" in r] == [1, 2, 3]
+    earlier = read_metrics(f"{first.metrics_path}.1")
+    assert [r["step"] for r in earlier if "loss" in r] == [1, 2]

@@ -113,6 +113,21 @@ def discard(skipped: list[tuple[str, str]]) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def set_aside_metrics(path: str | os.PathLike[str]) -> Path | None:
+    """A fresh run (no resume) into a directory holding an earlier run's metrics: move that file aside
+    (``metrics.jsonl`` -> ``metrics.jsonl.1``, the next free number) so the new file holds this run only, and
+    nothing is deleted. Returns where it went, or None when there was nothing to move."""
+    file = Path(path)
+    if not file.is_file() or file.stat().st_size == 0:
+        return None
+    n = 1
+    while file.with_name(f"{file.name}.{n}").exists():
+        n += 1
+    target = file.with_name(f"{file.name}.{n}")
+    file.rename(target)
+    return target
+
+
 def trim_metrics(path: str | os.PathLike[str], step: int) -> tuple[list[dict[str, Any]], int]:
     """Keep the records of steps ``<= step`` in a metrics JSONL file; return them and how many were dropped.
 

@@ -292,6 +292,11 @@ def train(config: TrainConfig) -> TrainResult:
             "metrics_dropped": dropped,
         }
         metrics_cb.last_step = next((r for r in reversed(kept) if "loss" in r), {})
+    elif _is_main_process():
+        from lightspan.training.checkpoints import set_aside_metrics
+
+        if (moved := set_aside_metrics(metrics_cb.path)) is not None:
+            log.warning("%s held an earlier run's metrics: moved to %s", metrics_cb.path, moved.name)
     trainer = _build_trainer(config, rows, model, tokenizer, [metrics_cb])
     if not config.progress:
         trainer.remove_callback(PrinterCallback)
