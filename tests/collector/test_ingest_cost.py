@@ -185,7 +185,8 @@ def test_a_full_queue_refuses_an_export_before_decoding_it(tmp_path):
         assert pipeline.spans_full
         with pytest.raises(Unavailable, match="pipeline full"):
             ing.traces(b"\xff not protobuf", transport="grpc")
-        assert metrics.rejected.labels("grpc", "backpressure")._value.get() == 1
+        assert metrics.exports_refused.labels("traces", "grpc", "backpressure")._value.get() == 1
+        assert metrics.rejected.labels("grpc", "backpressure")._value.get() == 0  # spans: count unknown
         pipeline.start()
         assert pipeline.stop(timeout=10)
         assert not pipeline.spans_full

@@ -113,11 +113,11 @@ class Ingestor:
             ticket.hold_bytes(nbytes)
         except QueueFull as exc:
             ticket.release()
-            self._counter(signal, "rejected").labels(transport, "backpressure").inc()
+            self.metrics.exports_refused.labels(signal, transport, "backpressure").inc()
             raise Unavailable(f"pipeline full, retry later: {exc}", self.retry_after_s) from None
         except RequestTooLarge as exc:
             ticket.release()
-            self._counter(signal, "rejected").labels(transport, "too_large").inc()
+            self.metrics.exports_refused.labels(signal, transport, "too_large").inc()
             raise TooLarge(str(exc)) from None
 
     def _counter(self, signal: str, what: str) -> Any:
@@ -158,7 +158,7 @@ class Ingestor:
         try:
             self.admit(ticket, len(body) * DECODE_FACTOR, transport=transport, signal=signal)
             if self.pipeline.spans_full:  # any span would be refused below: spare the decode
-                self._counter(signal, "rejected").labels(transport, "backpressure").inc()
+                self.metrics.exports_refused.labels(signal, transport, "backpressure").inc()
                 raise Unavailable(
                     f"pipeline full, retry later: {self.pipeline.queued_spans} spans are waiting for ClickHouse",
                     self.retry_after_s,

@@ -21,6 +21,12 @@ class Metrics:
         self.rejected = Counter(
             "lightspan_spans_rejected", "Spans refused, by reason.", ["transport", "reason"], registry=r
         )
+        self.exports_refused = Counter(
+            "lightspan_exports_refused",
+            "Exports refused before decoding, so their span/record count is unknown (the client retries), by reason.",
+            ["signal", "transport", "reason"],
+            registry=r,
+        )
         self.logs_received = Counter(
             "lightspan_logs_received", "Log records received.", ["transport"], registry=r
         )
