@@ -156,15 +156,16 @@ def generate(dsn: str, database: str, rollouts: int, batch: int = 2500) -> float
 
 
 def _materialize(client: Any, database: str) -> float:
-    """A store generated before migration 7 computes the parsed columns on every read; store them once
-    (what ``ALTER TABLE ... MATERIALIZE COLUMN`` does for a real upgraded store), so the benchmark reads
-    what a store written after the migration holds. Returns seconds spent."""
+    """A store generated before migration 7 (or 8) computes the parsed columns (and migration 8's
+    ``ConverterAttributes``/``SpanNeeds``) on every read; store them once (what ``ALTER TABLE ...
+    MATERIALIZE COLUMN`` does for a real upgraded store), so the benchmark reads what a store written
+    after the migration holds. Returns seconds spent."""
     from lightspan.schemas import ddl
 
     t0 = time.perf_counter()
     table = f"{database}.{ddl.SPANS_TABLE}"
     where = f"database = '{database}' AND table = '{ddl.SPANS_TABLE}' AND active"
-    for name in ddl.LLM_PARSED_COLUMNS:
+    for name in [*ddl.LLM_PARSED_COLUMNS, *getattr(ddl, "SPAN_NEEDS_COLUMNS", {})]:
         parts = client.query(f"SELECT count() FROM system.parts WHERE {where}").result_rows[0][0]
         have = client.query(
             f"SELECT count() FROM system.parts_columns WHERE {where} AND column = '{name}'"

@@ -11,6 +11,7 @@ import json
 from typing import Any
 
 from lightspan.schemas import attributes as A
+from lightspan.schemas import ddl
 
 try:  # orjson parses token-id arrays about 3x faster; the standard library is the fallback
     from orjson import loads as _loads
@@ -163,21 +164,12 @@ def maybe_json(raw: str) -> Any:
 # Foreign conventions: lightspan.schemas.conventions maps them (as the collector does on ingest); these
 # read the mapped contract keys of an unmapped row's attributes.
 # ---------------------------------------------------------------------------
-#: Span attribute keys whose presence marks a span that needs foreign mapping (checked in SQL, too).
-FOREIGN_MARKER_KEYS = (
-    A.OPENINFERENCE_SPAN_KIND,
-    A.OI_AGENT_NAME,
-    A.AGENTOPS_TASK_OUTPUT,
-    A.AGENTOPS_ENTITY_OUTPUT,
-    A.OPENLLMETRY_REQUEST_TYPE,
-    A.OPENLLMETRY_SPAN_KIND,
-    A.OPENLLMETRY_PROMPT_PREFIX + "0.content",
-    A.OI_LLM_INPUT_MESSAGES_PREFIX + "0.message.role",
-)
-#: Span names whose spans carry Agent Lightning rewards.
-AGL_REWARD_SPAN_NAMES = (A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN, A.AGL_REWARD_PREFIX)
-#: Attribute-key prefixes whose presence marks a foreign span (checked in SQL).
-FOREIGN_MARKER_PREFIXES = (A.AGL_REWARD_PREFIX + ".",)
+#: Span attribute keys whose presence marks a span that needs foreign mapping, span names whose spans
+#: carry Agent Lightning rewards, and attribute-key prefixes that mark a foreign span: checked in SQL
+#: (migration 8's ``SpanNeeds`` stores the check at insert), so defined beside it in ddl.py.
+FOREIGN_MARKER_KEYS = ddl.FOREIGN_MARKER_KEYS
+AGL_REWARD_SPAN_NAMES = ddl.FOREIGN_SPAN_NAMES
+FOREIGN_MARKER_PREFIXES = ddl.FOREIGN_MARKER_PREFIXES
 
 
 def foreign_llm(attrs: dict[str, str]) -> dict[str, Any] | None:

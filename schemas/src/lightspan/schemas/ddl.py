@@ -240,6 +240,103 @@ def _parsed_column_sql(name: str) -> str:
     return f"`{name}` {typ} MATERIALIZED {expr} CODEC({codec})"
 
 
+# -- what a conversion reads of SpanAttributes (migration 8) ---------------------------------------------
+# After migration 7 a conversion still read the whole SpanAttributes map of every span (about 1 KB of
+# messages per LLM span, already parsed into the Llm* columns) for a few small attributes and the
+# foreign-span check. These columns hold those few attributes and a per-row mask of what else the
+# converter needs from the map or the events, so the map is read only for the rows that need it (foreign
+# spans, content ClickHouse could not parse exactly, evaluation events). MATERIALIZED as in migration 7:
+# rows stored before migration 8 get the values computed on read.
+
+#: The attributes the converters read of a lightspan (or mapped) span besides the parsed columns.
+CONVERTER_ATTRIBUTE_KEYS: tuple[str, ...] = (
+    A.LLM_SUPPRESSED,
+    A.GEN_AI_TOOL_CALL_ARGUMENTS,
+    A.GEN_AI_TOOL_CALL_RESULT,
+    A.GAP_GRAPH,
+    A.GAP_NODE_DEPENDS,
+    A.GAP_NODE_STATUS,
+    A.REWARD_STEP,
+    A.REWARD_SPAN_ID,
+    A.TASK_TYPE,
+)
+#: Foreign spans (stored unmapped, e.g. by the contrib exporter): the presence of one of these keys, a
+#: span name among :data:`FOREIGN_SPAN_NAMES` or a key with one of these prefixes, on a span without
+#: ``gen_ai.operation.name``. converters/mapping.py holds the same lists (a test keeps them equal).
+FOREIGN_MARKER_KEYS: tuple[str, ...] = (
+    A.OPENINFERENCE_SPAN_KIND,
+    A.OI_AGENT_NAME,
+    A.AGENTOPS_TASK_OUTPUT,
+    A.AGENTOPS_ENTITY_OUTPUT,
+    A.OPENLLMETRY_REQUEST_TYPE,
+    A.OPENLLMETRY_SPAN_KIND,
+    A.OPENLLMETRY_PROMPT_PREFIX + "0.content",
+    A.OI_LLM_INPUT_MESSAGES_PREFIX + "0.message.role",
+)
+FOREIGN_SPAN_NAMES: tuple[str, ...] = (A.AGL_ANNOTATION_SPAN, A.AGL_LEGACY_REWARD_SPAN, A.AGL_REWARD_PREFIX)
+FOREIGN_MARKER_PREFIXES: tuple[str, ...] = (A.AGL_REWARD_PREFIX + ".",)
+
+
+def _sql_list(values: tuple[str, ...]) -> str:
+    return "(" + ",".join(_sql_str(v) for v in values) + ")"
+
+
+#: SQL: a foreign span (what the converter maps from the whole attribute map).
+FOREIGN_SQL = (
+    "Operation = '' AND ("
+    + " OR ".join(
+        [f"mapContains(SpanAttributes, {_sql_str(k)})" for k in FOREIGN_MARKER_KEYS]
+        + [f"SpanName IN {_sql_list(FOREIGN_SPAN_NAMES)}"]
+        + [
+            f"arrayExists(k -> startsWith(k, {_sql_str(p)}), mapKeys(SpanAttributes))"
+            for p in FOREIGN_MARKER_PREFIXES
+        ]
+    )
+    + ")"
+)
+
+#: Bits of ``SpanNeeds``: the row is a foreign span (the converter reads its whole map); some message or
+#: token-id text is present that migration 7 did not parse exactly (the converter parses the text); the row
+#: has an evaluation event (the converter reads its events). 0 for every plain lightspan span.
+NEEDS_FOREIGN, NEEDS_TEXT, NEEDS_EVENTS = 1, 2, 4
+
+
+def _unparsed(key: str, bit: int) -> str:
+    return f"({_attr(key)} != '' AND bitAnd(LlmParsed, {bit}) = 0)"
+
+
+_NEEDS_TEXT_SQL = " OR ".join(
+    [
+        _unparsed(A.GEN_AI_INPUT_MESSAGES, PARSED_INPUT),
+        _unparsed(A.GEN_AI_SYSTEM_INSTRUCTIONS, PARSED_INPUT),
+        _unparsed(A.GEN_AI_OUTPUT_MESSAGES, PARSED_OUTPUT),
+        _unparsed(A.LLM_PROMPT_TOKEN_IDS, PARSED_PROMPT_IDS),
+        _unparsed(A.LLM_RESPONSE_TOKEN_IDS, PARSED_RESPONSE_IDS),
+        _unparsed(A.LLM_RESPONSE_LOGPROBS, PARSED_LOGPROBS),
+    ]
+)
+
+#: Migration 8's columns: name -> (type, MATERIALIZED expression, codec).
+SPAN_NEEDS_COLUMNS: dict[str, tuple[str, str, str]] = {
+    "ConverterAttributes": (
+        "Map(LowCardinality(String), String)",
+        f"mapFilter((k, v) -> k IN {_sql_list(CONVERTER_ATTRIBUTE_KEYS)}, SpanAttributes)",
+        "ZSTD(1)",
+    ),
+    "SpanNeeds": (
+        "UInt8",
+        f"{NEEDS_FOREIGN} * toUInt8({FOREIGN_SQL}) + {NEEDS_TEXT} * toUInt8({_NEEDS_TEXT_SQL})"
+        f" + {NEEDS_EVENTS} * toUInt8(has(Events.Name, {_sql_str(A.GEN_AI_EVALUATION_RESULT)}))",
+        "ZSTD(1)",
+    ),
+}
+
+
+def _needs_column_sql(name: str) -> str:
+    typ, expr, codec = SPAN_NEEDS_COLUMNS[name]
+    return f"`{name}` {typ} MATERIALIZED {expr} CODEC({codec})"
+
+
 #: Every column of the spans table, in insert order (Events/Links as their Nested sub-columns).
 SPANS_COLUMNS: list[str] = [*OTEL_TRACES_COLUMNS, *LIGHTSPAN_SPAN_COLUMNS]
 
@@ -549,6 +646,14 @@ def _parsed_alters() -> tuple[tuple[str, str], ...]:
     )
 
 
+def _needs_alters() -> tuple[tuple[str, str], ...]:
+    """Migration 8: the converter's few attributes and the per-row ``SpanNeeds`` mask (rows already stored
+    get them computed on read, as for migration 7)."""
+    return tuple(
+        (SPANS_TABLE, f"ADD COLUMN IF NOT EXISTS {_needs_column_sql(n)}") for n in SPAN_NEEDS_COLUMNS
+    )
+
+
 #: Ordered migrations. Append new ones; never edit a released one.
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "spans table (otel_traces superset with RL columns)", (SPANS,)),
@@ -559,6 +664,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "rollout identity fallback chain (explicit, session, trace id)", alters=_identity_alters()),
     Migration(
         7, "LLM messages and token ids parsed once at insert (MATERIALIZED columns)", alters=_parsed_alters()
+    ),
+    Migration(
+        8,
+        "converter attributes and a per-row mask of what else it reads (MATERIALIZED columns)",
+        alters=_needs_alters(),
     ),
 )
 
@@ -600,6 +710,12 @@ __all__ = [
     "LIGHTSPAN_SPAN_COLUMNS",
     "ROLLOUT_IDENTITY_COLUMNS",
     "LLM_PARSED_COLUMNS",
+    "SPAN_NEEDS_COLUMNS",
+    "CONVERTER_ATTRIBUTE_KEYS",
+    "FOREIGN_MARKER_KEYS",
+    "FOREIGN_MARKER_PREFIXES",
+    "FOREIGN_SPAN_NAMES",
+    "FOREIGN_SQL",
     "INT_ARRAY_RE",
     "llm_messages_sql",
     "int_array_sql",
