@@ -12,12 +12,13 @@ colour and ending its turn.
 
 Measured against the 0.2.0 trainer (git 559180e's training/ on PYTHONPATH, same helpers, 2026-12-03): with
 one-version-stale behaviour logprobs it reaches gap 3.5 after 8 rounds and fails; without logprobs it collapses
-(log p(right) -4.79, colour mass 0.02, ends its turn 0.1%). Answers that differ per task (``PER_TASK``/``HINT``)
-are not asserted: see docs/training.md, "Known limits".
+(log p(right) -4.79, colour mass 0.02, ends its turn 0.1%). The last test has answers that differ per task,
+named in the prompt, from a warm start that ignores the prompt.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -33,20 +34,15 @@ ROUNDS = 8
 EPOCHS = 4
 
 
-def answer(task: int, kit) -> str:
-    """The right colour of a task: named in its prompt, so a policy that reads the prompt can generalize."""
-    return kit.WORDS[task % len(kit.WORDS)] if PER_TASK else "green"
+def answer(task: int, kit, per_task: bool) -> str:
+    """The right colour: "green" for every task, or (``per_task``) a colour per task named in its prompt."""
+    return kit.WORDS[task % len(kit.WORDS)] if per_task else "green"
 
 
-# Scenario switches for the docs table's second column (per-task answers named in the prompt); the tests use neither.
-PER_TASK = False
-HINT = False
-
-
-def prompt(task: int, kit) -> list[dict[str, str]]:
+def prompt(task: int, kit, per_task: bool) -> list[dict[str, str]]:
     msgs = kit.task_prompt(task)
-    if HINT:
-        msgs[-1] = {"role": "user", "content": f"Which color is task {task}? Say {answer(task, kit)}."}
+    if per_task:
+        msgs[-1] = {"role": "user", "content": f"Which color is task {task}? Say {answer(task, kit, True)}."}
     return msgs
 
 
@@ -56,10 +52,10 @@ def _load(path):
     return AutoModelForCausalLM.from_pretrained(path).eval(), AutoTokenizer.from_pretrained(path)
 
 
-def _prompt_ids(tok, task, kit) -> list[int]:
+def _prompt_ids(tok, task, kit, per_task: bool) -> list[int]:
     return list(
         tok.apply_chat_template(
-            prompt(task, kit), add_generation_prompt=True, tokenize=True, return_dict=False
+            prompt(task, kit, per_task), add_generation_prompt=True, tokenize=True, return_dict=False
         )
     )
 
@@ -71,15 +67,15 @@ def colour_ids(tok, kit) -> list[int]:
 
 
 @torch.no_grad()
-def held_out_stats(path, kit) -> dict[str, float]:
+def held_out_stats(path, kit, per_task: bool = False) -> dict[str, float]:
     """Mean over held-out tasks of log p(right colour), the gap to the wrong colours' mean log p, colour mass,
     and p(end of turn | right colour): an answer only counts if the policy also stops after it."""
     model, tok = _load(path)
     cand = colour_ids(tok, kit)
     logp_right, gap, mass, ends = [], [], [], []
     for task in HELD_OUT:
-        right = kit.WORDS.index(answer(task, kit))
-        p_ids = _prompt_ids(tok, task, kit)
+        right = kit.WORDS.index(answer(task, kit, per_task))
+        p_ids = _prompt_ids(tok, task, kit, per_task)
         logits = model(torch.tensor([[*p_ids, cand[right]]])).logits[0]
         logp = torch.log_softmax(logits[-2], -1)[cand]
         wrong = torch.cat([logp[:right], logp[right + 1 :]])
@@ -96,10 +92,10 @@ def held_out_stats(path, kit) -> dict[str, float]:
     }
 
 
-def warm_start(tiny_model: str, out: Path, kit) -> str:
+def warm_start(tiny_model: str, out: Path, kit, per_task: bool = False) -> str:
     """SFT (TRL's SFTTrainer through ``train``) on every task x every colour: a near-uniform colour answerer."""
     rows = [
-        kit.call_row(task, k, word, 1.0, 1.0, prompt=prompt(task, kit))
+        kit.call_row(task, k, word, 1.0, 1.0, prompt=prompt(task, kit, per_task))
         for task in [*TRAIN_TASKS, *HELD_OUT]
         for k, word in enumerate(kit.WORDS)
     ]
@@ -124,8 +120,10 @@ MAX_NEW_TOKENS = 3
 
 
 @torch.no_grad()
-def sample_rows(path, kit, seed: int, with_logprobs: bool) -> list[dict]:
-    """ROLLOUTS completions per training task, generated token by token from the policy's full distribution
+def sample_rows(
+    path, kit, seed: int, with_logprobs: bool, per_task: bool = False, rollouts: int = ROLLOUTS
+) -> list[dict]:
+    """``rollouts`` completions per training task, generated token by token from the policy's full distribution
     (up to MAX_NEW_TOKENS, stopping at eos), with the logprob of each sampled token; GRPO advantages.
 
     Generated, not a sampled first token with eos appended: an appended eos after an off-colour token is an
@@ -136,8 +134,8 @@ def sample_rows(path, kit, seed: int, with_logprobs: bool) -> list[dict]:
     gen = torch.Generator().manual_seed(seed)
     rows = []
     for task in TRAIN_TASKS:
-        p_ids = _prompt_ids(tok, task, kit)
-        for k in range(ROLLOUTS):
+        p_ids = _prompt_ids(tok, task, kit, per_task)
+        for k in range(rollouts):
             c_ids: list[int] = []
             behaviour: list[float] = []
             while len(c_ids) < MAX_NEW_TOKENS and tok.eos_token_id not in c_ids:
@@ -151,10 +149,10 @@ def sample_rows(path, kit, seed: int, with_logprobs: bool) -> list[dict]:
                     task,
                     k,
                     word,
-                    rewards.exact_match(word, answer(task, kit)),
+                    rewards.exact_match(word, answer(task, kit, per_task)),
                     0.0,
                     **{
-                        R.PROMPT: prompt(task, kit),
+                        R.PROMPT: prompt(task, kit, per_task),
                         R.PROMPT_TOKEN_IDS: p_ids,
                         R.COMPLETION_TOKEN_IDS: c_ids,
                         R.COMPLETION_LOGPROBS: behaviour if with_logprobs else None,
@@ -164,7 +162,7 @@ def sample_rows(path, kit, seed: int, with_logprobs: bool) -> list[dict]:
     return rewards.group_advantages(rows)
 
 
-def lightningrl(path: str, data: Path, out: Path, seed: int) -> str:
+def lightningrl(path: str, data: Path, out: Path, seed: int, lr: float = 1e-3) -> str:
     """One round's ``lightspan train``: a fresh run over that round's rows (its own optimizer, as in production)."""
     result = train(
         TrainConfig(
@@ -172,7 +170,7 @@ def lightningrl(path: str, data: Path, out: Path, seed: int) -> str:
             model=path,
             data=str(data),
             output_dir=str(out),
-            learning_rate=1e-3,
+            learning_rate=lr,
             num_train_epochs=EPOCHS,
             per_device_train_batch_size=16,
             save_steps=10_000,
@@ -183,20 +181,35 @@ def lightningrl(path: str, data: Path, out: Path, seed: int) -> str:
     return result.model_path
 
 
-def rounds(path: str, out: Path, kit, *, with_logprobs: bool, lag: int) -> str:
-    """ROUNDS rounds of collect -> advantages -> train -> serve the new policy; with ``lag`` 1 each round's
+def rounds(
+    path: str,
+    out: Path,
+    kit,
+    *,
+    with_logprobs: bool,
+    lag: int = 0,
+    n: int = ROUNDS,
+    per_task: bool = False,
+    rollouts: int = ROLLOUTS,
+    lr: float = 1e-3,
+    until: Callable[[dict[str, float]], bool] | None = None,
+) -> tuple[str, int]:
+    """Up to ``n`` rounds of collect -> advantages -> train -> serve the new policy (stopping early once
+    ``until(held_out_stats)`` holds); returns the last policy and the rounds run. With ``lag`` 1 each round's
     rollouts come from the policy one version behind the one being trained (agents kept serving it while the
     trainer ran: asynchronous RL), and the rows carry that version."""
     served = [path]
-    for r in range(ROUNDS):
+    for r in range(n):
         version = max(0, len(served) - 1 - lag)
-        rows = sample_rows(served[version], kit, seed=100 + r, with_logprobs=with_logprobs)
+        rows = sample_rows(served[version], kit, 100 + r, with_logprobs, per_task, rollouts)
         assert r > 0 or any(row[R.ADVANTAGE] != 0 for row in rows)  # later rounds may all be right
         for row in rows:
             row[R.POLICY_VERSION] = version
         data = kit.write_rows(rows, out / f"round-{r}" / "calls.parquet")
-        served.append(lightningrl(served[-1], data, out / f"run-{r}", seed=r))
-    return served[-1]
+        served.append(lightningrl(served[-1], data, out / f"run-{r}", seed=r, lr=lr))
+        if until is not None and until(held_out_stats(served[-1], kit, per_task)):
+            return served[-1], r + 1
+    return served[-1], n
 
 
 @pytest.fixture(scope="module")
@@ -225,5 +238,49 @@ def _check(before: dict[str, float], after: dict[str, float]) -> None:
 )
 def test_lightningrl_from_a_warm_start_learns_without_collapse(warm, tmp_path, kit, with_logprobs, lag):
     path, before = warm
-    after = held_out_stats(rounds(path, tmp_path, kit, with_logprobs=with_logprobs, lag=lag), kit)
-    _check(before, after)
+    policy, _ = rounds(path, tmp_path, kit, with_logprobs=with_logprobs, lag=lag)
+    _check(before, held_out_stats(policy, kit))
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread: the same trajectory on any core count, and faster on a shared 2-core box."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("with_logprobs", [True, False], ids=["behaviour-logprobs", "no-logprobs"])
+def test_lightningrl_learns_to_read_the_prompt_from_a_prompt_blind_start(
+    tiny_model, tmp_path, kit, one_thread, with_logprobs
+):
+    """The right colour differs per task and is named in the prompt ("Which color is task 3? Say gold."); the
+    warm start ignores the prompt (same colour distribution everywhere). RL must teach it to read the prompt:
+    16 completions per task (a group of 4 with one right answer is too noisy) and a lower lr over more rounds."""
+    start = warm_start(tiny_model, tmp_path / "warm", kit, per_task=True)
+    before = held_out_stats(start, kit, per_task=True)
+    assert before["mass"] > 0.9 and abs(before["gap"]) < 0.5  # prompt-blind: no preference for the named one
+
+    def learned(s: dict[str, float]) -> bool:
+        return (
+            s["gap"] > before["gap"] + 3.0
+            and s["logp_right"] > before["logp_right"] + 0.8
+            and s["mass"] > 0.85
+            and s["ends_turn"] > 0.9
+        )
+
+    policy, n = rounds(
+        start,
+        tmp_path,
+        kit,
+        with_logprobs=with_logprobs,
+        n=40,
+        per_task=True,
+        rollouts=16,
+        lr=3e-4,
+        until=learned,
+    )
+    after = held_out_stats(policy, kit, per_task=True)
+    print(f"per task, {n} rounds: {before} -> {after}")
+    assert learned(after), after

@@ -137,6 +137,23 @@ def test_rows_without_logprobs_get_the_first_seen_policy_as_behaviour(mixed_rows
         assert _loss(trainer, model, batch).item() == pytest.approx(torch.exp(torch.tensor(-1.0)).item())
 
 
+def test_rows_without_logprobs_take_the_starting_policy_before_any_update(mixed_rows, model_tok, tmp_path):
+    """train() first computes, in one no-grad pass, the starting policy's logps of every row without stored
+    ones; a row met late in the first epoch must not take an already-updated policy as its behaviour."""
+    model, tok = model_tok
+    rows = [dict(r, completion_logprobs=None) for r in mixed_rows[:4]] + [mixed_rows[3]]
+    trainer = _trainer(model, tok, rows, tmp_path)
+    trainer._start_policy_logps()
+    samples = _samples(trainer)
+    missing = [s["index"] for s in samples if s["old_logprobs"] is None]
+    assert sorted(trainer._first_seen) == sorted(missing) and len(missing) == 4
+    batch = LightningRLCollator(tok.pad_token_id)([samples[0]])
+    with torch.no_grad():
+        direct, _ = trainer._completion_logps(model, batch, entropy=False)
+    n = int(batch["completion_lengths"][0])
+    torch.testing.assert_close(trainer._first_seen[samples[0]["index"]], direct[0, :n])
+
+
 def test_every_optimizer_step_holds_whole_groups(mixed_rows, model_tok, tmp_path):
     model, tok = model_tok
     rows = [r for r in mixed_rows if r["task_id"] != "task-3"] + mixed_rows[12:15]  # groups of 4, 4, 4, 3

@@ -17,8 +17,8 @@ Per completion token, with ``A`` the row's advantage (TRL's names)::
 Three policies meet (see docs/training.md, "Loss and off-policy rules"):
 
 * **behaviour**: the one that generated the row: ``completion_logprobs`` from the span; for a row without them,
-  the policy the first time this run trains on the row (its logprobs are kept then), so that a second epoch
-  over the same rows is importance-weighted instead of treated as fresh on-policy data;
+  the starting policy (one no-grad pass before the first update, :meth:`LightningRLTrainer._start_policy_logps`),
+  so that later steps and epochs over the same rows are importance-weighted instead of treated as fresh data;
 * **old**: this policy before the optimizer step's update, computed once per batch on its first of
   ``num_iterations`` passes (PPO epochs), so clipping bounds each update;
 * **reference** (``beta > 0``): the starting model (LoRA: the base model with the adapter disabled).
@@ -221,7 +221,7 @@ def tokenize_rows(
     if counts["logprobs_length_mismatch"]:
         log.warning(
             "lightningrl: %d row(s) have completion_logprobs whose length differs from their completion tokens; "
-            "their behaviour policy is taken as the first-seen policy",
+            "their behaviour policy is taken as the starting policy",
             counts["logprobs_length_mismatch"],
         )
     for key in ("dropped_null_advantage", "dropped_stale", "dropped_empty", "downweighted_stale"):
@@ -367,8 +367,45 @@ class LightningRLTrainer(MeteredMixin, Trainer):
             ref_model.to(self.args.device)
         self._window = _Window()
         self._old: dict[int, torch.Tensor] = {}  # old-policy logps of this step's rows, for iterations >= 1
-        self._first_seen: dict[int, torch.Tensor] = {}  # behaviour proxy for rows without stored logprobs
+        self._first_seen: dict[int, torch.Tensor] = {}  # behaviour of rows without stored logprobs, by index
         self._sampler: GroupBatchSampler | None = None
+
+    # --- behaviour of rows without stored logprobs -------------------------------------------------
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        self._start_policy_logps()
+        return super().train(*args, **kwargs)
+
+    @torch.no_grad()
+    def _start_policy_logps(self) -> None:
+        """Rows without stored logprobs take the *starting* policy's logps as their behaviour, computed in one
+        no-grad pass before the first update (before a resume loads its checkpoint, too): the policy that
+        served them, when the data came from the model being trained. Taken lazily instead (at a row's first
+        visit), the rows of an epoch's later steps got an already-updated policy as their behaviour, so the
+        drift within the first epoch went uncorrected (measured: per-task answers collapsed without logprobs
+        and learned with them)."""
+        items: list[dict[str, Any]] = self.train_dataset.items  # type: ignore[attr-defined]
+        todo = [
+            i for i, s in enumerate(items) if s["old_logprobs"] is None and s["index"] not in self._first_seen
+        ]
+        if not todo:
+            return
+        log.info(
+            "lightningrl: behaviour logprobs of %d rows without them, from the starting policy", len(todo)
+        )
+        model = self.model
+        assert model is not None
+        was_training = model.training
+        model.eval()
+        size = self.args.per_device_train_batch_size
+        for k in range(0, len(todo), size):
+            chunk = todo[k : k + size]
+            batch = self.data_collator([items[i] for i in chunk])  # type: ignore[misc]
+            batch = {key: v.to(self.args.device) if torch.is_tensor(v) else v for key, v in batch.items()}
+            logps, _ = self._completion_logps(model, batch, entropy=False)
+            for j, i in enumerate(chunk):
+                key = items[i]["index"]
+                self._first_seen[key] = logps[j, : int(batch["completion_lengths"][j])].float().cpu()
+        model.train(was_training)
 
     # --- batching ---------------------------------------------------------------------------------
     def get_train_dataloader(self) -> torch.utils.data.DataLoader:
@@ -458,7 +495,8 @@ class LightningRLTrainer(MeteredMixin, Trainer):
                 self._old[i] = old[j, : int(lengths[j])].clone()
             if it == args.num_iterations - 1:
                 self._old.pop(i, None)
-        # behaviour: stored logprobs, else the policy the first time this run saw the row
+        # behaviour: stored logprobs, else the starting policy's (train() computes them; a row met first here,
+        # outside train(), takes this pass's)
         behaviour = inputs["behaviour_logps"].to(logps.dtype).clone()
         has_stored = inputs["has_behaviour"]
         for j, i in enumerate(index):
