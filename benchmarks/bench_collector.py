@@ -31,27 +31,38 @@ from typing import Any
 SPANS_PER_REQUEST = 512
 
 
-def make_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
-    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+_WORDS = "the agent looked up the capital of france and then verified it with a second tool call ".split()
+#: the message text of every generated span and log record (~900 chars)
+TEXT = " ".join(_WORDS[i % len(_WORDS)] for i in range(170))
+
+
+def kv(k: str, v: str | float) -> Any:
+    """One OTLP ``KeyValue`` (string, int or double), as the bench's exports carry them."""
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-    def kv(k: str, v: object) -> KeyValue:
-        if isinstance(v, str):
-            return KeyValue(key=k, value=AnyValue(string_value=v))
-        if isinstance(v, int):
-            return KeyValue(key=k, value=AnyValue(int_value=v))
-        return KeyValue(key=k, value=AnyValue(double_value=v))
+    if isinstance(v, str):
+        return KeyValue(key=k, value=AnyValue(string_value=v))
+    if isinstance(v, int):
+        return KeyValue(key=k, value=AnyValue(int_value=v))
+    return KeyValue(key=k, value=AnyValue(double_value=v))
+
+
+def _describe(res: Any, scope: Any) -> None:
+    """The bench agent's resource and instrumentation scope, the same for spans and logs."""
+    res.attributes.extend([kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
+    scope.name, scope.version = "lightspan.instrumentation.openai", "0.1.0"
+
+
+def make_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
     req = ExportTraceServiceRequest()
     rs = req.resource_spans.add()
-    rs.resource.attributes.extend([kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
     ss = rs.scope_spans.add()
-    ss.scope.name, ss.scope.version = "lightspan.instrumentation.openai", "0.1.0"
-    words = "the agent looked up the capital of france and then verified it with a second tool call ".split()
-    text = " ".join(words[i % len(words)] for i in range(170))  # ~900 chars
-    inp = json.dumps([{"role": "user", "parts": [{"type": "text", "content": text}]}])
+    _describe(rs.resource, ss.scope)
+    inp = json.dumps([{"role": "user", "parts": [{"type": "text", "content": TEXT}]}])
     out = json.dumps(
-        [{"role": "assistant", "parts": [{"type": "text", "content": text[::-1]}], "finish_reason": "stop"}]
+        [{"role": "assistant", "parts": [{"type": "text", "content": TEXT[::-1]}], "finish_reason": "stop"}]
     )
     now = time.time_ns()
     for i in range(n):
@@ -76,20 +87,12 @@ def make_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
 def make_logs_request(n: int = SPANS_PER_REQUEST, seed: int = 0) -> bytes:
     """GenAI events as log records (~1 KB body, 8 attributes each), as instrumentations send them."""
     from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
-
-    def kv(k: str, v: object) -> KeyValue:
-        if isinstance(v, str):
-            return KeyValue(key=k, value=AnyValue(string_value=v))
-        return KeyValue(key=k, value=AnyValue(int_value=int(v)))  # type: ignore[arg-type]
 
     req = ExportLogsServiceRequest()
     rl = req.resource_logs.add()
-    rl.resource.attributes.extend([kv("service.name", "bench-agent"), kv("telemetry.sdk.language", "python")])
     sl = rl.scope_logs.add()
-    sl.scope.name, sl.scope.version = "lightspan.instrumentation.openai", "0.1.0"
-    words = "the agent looked up the capital of france and then verified it with a second tool call ".split()
-    body = json.dumps({"content": " ".join(words[i % len(words)] for i in range(170)), "role": "assistant"})
+    _describe(rl.resource, sl.scope)
+    body = json.dumps({"content": TEXT, "role": "assistant"})
     now = time.time_ns()
     for i in range(n):
         r = sl.log_records.add(time_unix_nano=now + i, observed_time_unix_nano=now + i + 10, severity_number=9,
