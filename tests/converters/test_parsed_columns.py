@@ -132,10 +132,24 @@ def _parts_with(client: Any, database: str, column: str) -> tuple[int, int]:
     return int(have), int(parts)
 
 
+def _half_migrated(rows: list[dict], start: int, column: str) -> tuple[Any, str, str]:
+    """A store at schema ``start`` holding the first half of ``rows``, upgraded to the newest schema (migration
+    ``start + 1`` adds ``column``), then given the second half: old parts compute the new columns on read."""
+    client, database, dsn = _store_at(start)
+    # no background merge may rewrite the old part (a merge computes and stores the new columns)
+    client.command(f"SYSTEM STOP MERGES {database}.{ddl.SPANS_TABLE}")
+    half = len(rows) // 2
+    insert_spans(client, database, rows[:half])
+    assert start + 1 in apply_schema(client, database=database)
+    insert_spans(client, database, rows[half:])
+    have, parts = _parts_with(client, database, column)
+    assert have < parts
+    return client, database, dsn
+
+
 @pytest.mark.parametrize("credit", ["identical", "discounted"])
 def test_parsed_at_insert_on_read_and_by_the_query_give_the_same_outputs(tmp_path, credit):
     rows = _corpus()
-    half = len(rows) // 2
     stores = {}
     # after: written with migration 7 (columns computed at insert); the "collector" mode writes the RL
     # columns itself, as the lightspan collector does
@@ -143,22 +157,9 @@ def test_parsed_at_insert_on_read_and_by_the_query_give_the_same_outputs(tmp_pat
     insert_spans(client, database, rows, "collector")
     stores["after"] = (client, database, dsn)
     # upgraded: half the rows stored before migration 7, half after (old parts compute the columns on read)
-    client, database, dsn = _store_at(6)
-    # no background merge may rewrite the old part (a merge computes and stores the new columns)
-    client.command(f"SYSTEM STOP MERGES {database}.{ddl.SPANS_TABLE}")
-    insert_spans(client, database, rows[:half])
-    assert 7 in apply_schema(client, database=database)
-    insert_spans(client, database, rows[half:])
-    assert _parts_with(client, database, "LlmParsed")[0] < _parts_with(client, database, "LlmParsed")[1]
-    stores["upgraded"] = (client, database, dsn)
+    stores["upgraded"] = _half_migrated(rows, 6, "LlmParsed")
     # upgraded from 7: half the rows stored before migration 8 (ConverterAttributes/SpanNeeds on read)
-    client, database, dsn = _store_at(7)
-    client.command(f"SYSTEM STOP MERGES {database}.{ddl.SPANS_TABLE}")
-    insert_spans(client, database, rows[:half])
-    assert 8 in apply_schema(client, database=database)
-    insert_spans(client, database, rows[half:])
-    assert _parts_with(client, database, "SpanNeeds")[0] < _parts_with(client, database, "SpanNeeds")[1]
-    stores["upgraded7"] = (client, database, dsn)
+    stores["upgraded7"] = _half_migrated(rows, 7, "SpanNeeds")
     # at 7: the span query reads SpanAttributes and Events of every row (the converter before migration 8)
     client, database, dsn = _store_at(7)
     insert_spans(client, database, rows)

@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 from lightspan.schemas import attributes as A
-from lightspan.schemas import ddl
 
 try:  # orjson parses token-id arrays about 3x faster; the standard library is the fallback
     from orjson import loads as _loads
@@ -164,12 +163,8 @@ def maybe_json(raw: str) -> Any:
 # Foreign conventions: lightspan.schemas.conventions maps them (as the collector does on ingest); these
 # read the mapped contract keys of an unmapped row's attributes.
 # ---------------------------------------------------------------------------
-#: Span attribute keys whose presence marks a span that needs foreign mapping, span names whose spans
-#: carry Agent Lightning rewards, and attribute-key prefixes that mark a foreign span: checked in SQL
-#: (migration 8's ``SpanNeeds`` stores the check at insert), so defined beside it in ddl.py.
-FOREIGN_MARKER_KEYS = ddl.FOREIGN_MARKER_KEYS
-AGL_REWARD_SPAN_NAMES = ddl.FOREIGN_SPAN_NAMES
-FOREIGN_MARKER_PREFIXES = ddl.FOREIGN_MARKER_PREFIXES
+# Which spans are foreign is decided in SQL (lightspan.schemas.ddl.FOREIGN_SQL and its marker lists; migration 8's
+# ``SpanNeeds`` stores the check at insert).
 
 
 def foreign_llm(attrs: dict[str, str]) -> dict[str, Any] | None:
@@ -262,9 +257,6 @@ def _int(raw: str | None) -> int:
 
 
 __all__ = [
-    "AGL_REWARD_SPAN_NAMES",
-    "FOREIGN_MARKER_KEYS",
-    "FOREIGN_MARKER_PREFIXES",
     "MappingError",
     "foreign_llm",
     "foreign_tool",

@@ -575,9 +575,8 @@ class SpanReader:
             self._mostly_marked = 2 * marks > light.num_rows
         if split:
             needed = self._needed(light, ids)
-            if (
-                needed is None
-            ):  # a marked row the second query did not find (rewritten meanwhile): again, whole
+            # None: a marked row the second query did not find (rewritten meanwhile): read again, whole
+            if needed is None:
                 return self.fetch_spans(rollout_ids, whole=True)
             for alias in NEEDS_ALIASES:
                 light = light.append_column(alias, needed[alias])

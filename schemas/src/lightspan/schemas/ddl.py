@@ -262,7 +262,7 @@ CONVERTER_ATTRIBUTE_KEYS: tuple[str, ...] = (
 )
 #: Foreign spans (stored unmapped, e.g. by the contrib exporter): the presence of one of these keys, a
 #: span name among :data:`FOREIGN_SPAN_NAMES` or a key with one of these prefixes, on a span without
-#: ``gen_ai.operation.name``. converters/mapping.py holds the same lists (a test keeps them equal).
+#: ``gen_ai.operation.name`` (:data:`FOREIGN_SQL`; the converters' reader uses it as is).
 FOREIGN_MARKER_KEYS: tuple[str, ...] = (
     A.OPENINFERENCE_SPAN_KIND,
     A.OI_AGENT_NAME,
