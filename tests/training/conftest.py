@@ -25,6 +25,22 @@ def task_prompt(i: int) -> list[dict[str, str]]:
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": f"Which color is task {i}?"}]
 
 
+def _one_torch_thread():
+    """One torch thread: the same trajectory on any core count, and on a shared 2-core box two threads per
+    process made these runs ~5x slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+#: per test (a learning test whose neighbours keep the default) or for a whole module
+one_thread = pytest.fixture(_one_torch_thread, name="one_thread")
+one_thread_per_module = pytest.fixture(_one_torch_thread, scope="module", name="one_thread_per_module")
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> str:
     from lightspan.training import build_tiny_model

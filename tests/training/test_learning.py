@@ -242,15 +242,6 @@ def test_lightningrl_from_a_warm_start_learns_without_collapse(warm, tmp_path, k
     _check(before, held_out_stats(policy, kit))
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread: the same trajectory on any core count, and faster on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("with_logprobs", [True, False], ids=["behaviour-logprobs", "no-logprobs"])
 def test_lightningrl_learns_to_read_the_prompt_from_a_prompt_blind_start(
     tiny_model, tmp_path, kit, one_thread, with_logprobs

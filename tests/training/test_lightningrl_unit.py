@@ -77,7 +77,7 @@ def test_on_policy_loss_is_minus_mean_advantage_and_padding_free_matches(mixed_r
     assert packed["input_ids"].numel() == sum(len(s["input_ids"]) for s in samples)
     with torch.no_grad():
         loss_padded = _loss(trainer, model, padded)
-        trainer._first_seen.clear()
+        trainer._behaviour.clear()
         loss_packed = _loss(trainer, model, packed)
     n_tok = [len(s["input_ids"]) - s["prompt_len"] for s in samples]
     expected = -sum(s["advantage"] * n for s, n in zip(samples, n_tok, strict=True)) / sum(n_tok)
@@ -132,7 +132,7 @@ def test_rows_without_logprobs_get_the_first_seen_policy_as_behaviour(mixed_rows
     with torch.no_grad():
         assert _loss(trainer, model, batch).item() == pytest.approx(1.0)  # first visit: weight 1
     # a later epoch, after the row's probability fell: its weight pi/mu < 1 shrinks the push-down
-    trainer._first_seen[0] = trainer._first_seen[0] + 1.0
+    trainer._behaviour[0] = trainer._behaviour[0] + 1.0
     with torch.no_grad():
         assert _loss(trainer, model, batch).item() == pytest.approx(torch.exp(torch.tensor(-1.0)).item())
 
@@ -146,12 +146,12 @@ def test_rows_without_logprobs_take_the_starting_policy_before_any_update(mixed_
     trainer._start_policy_logps()
     samples = _samples(trainer)
     missing = [s["index"] for s in samples if s["old_logprobs"] is None]
-    assert sorted(trainer._first_seen) == sorted(missing) and len(missing) == 4
+    assert sorted(trainer._behaviour) == sorted(missing) and len(missing) == 4
     batch = LightningRLCollator(tok.pad_token_id)([samples[0]])
     with torch.no_grad():
         direct, _ = trainer._completion_logps(model, batch, entropy=False)
     n = int(batch["completion_lengths"][0])
-    torch.testing.assert_close(trainer._first_seen[samples[0]["index"]], direct[0, :n])
+    torch.testing.assert_close(trainer._behaviour[samples[0]["index"]], direct[0, :n])
 
 
 def test_every_optimizer_step_holds_whole_groups(mixed_rows, model_tok, tmp_path):

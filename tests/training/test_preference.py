@@ -70,14 +70,8 @@ def _cfg(model: str, data, out, **kw) -> TrainConfig:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a shared 2-core box, two threads per process made these runs 5x slower."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+def _one_thread(one_thread_per_module):
+    """One torch thread for this module (conftest), set up before the module's warm policy is trained."""
 
 
 @pytest.fixture(scope="module")

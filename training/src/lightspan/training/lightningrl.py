@@ -367,7 +367,7 @@ class LightningRLTrainer(MeteredMixin, Trainer):
             ref_model.to(self.args.device)
         self._window = _Window()
         self._old: dict[int, torch.Tensor] = {}  # old-policy logps of this step's rows, for iterations >= 1
-        self._first_seen: dict[int, torch.Tensor] = {}  # behaviour of rows without stored logprobs, by index
+        self._behaviour: dict[int, torch.Tensor] = {}  # behaviour of rows without stored logprobs, by index
         self._sampler: GroupBatchSampler | None = None
 
     # --- behaviour of rows without stored logprobs -------------------------------------------------
@@ -384,9 +384,7 @@ class LightningRLTrainer(MeteredMixin, Trainer):
         drift within the first epoch went uncorrected (measured: per-task answers collapsed without logprobs
         and learned with them)."""
         items: list[dict[str, Any]] = self.train_dataset.items  # type: ignore[attr-defined]
-        todo = [
-            i for i, s in enumerate(items) if s["old_logprobs"] is None and s["index"] not in self._first_seen
-        ]
+        todo = [s for s in items if s["old_logprobs"] is None and s["index"] not in self._behaviour]
         if not todo:
             return
         log.info(
@@ -399,12 +397,13 @@ class LightningRLTrainer(MeteredMixin, Trainer):
         size = self.args.per_device_train_batch_size
         for k in range(0, len(todo), size):
             chunk = todo[k : k + size]
-            batch = self.data_collator([items[i] for i in chunk])  # type: ignore[misc]
+            batch = self.data_collator(chunk)  # type: ignore[misc]
             batch = {key: v.to(self.args.device) if torch.is_tensor(v) else v for key, v in batch.items()}
             logps, _ = self._completion_logps(model, batch, entropy=False)
-            for j, i in enumerate(chunk):
-                key = items[i]["index"]
-                self._first_seen[key] = logps[j, : int(batch["completion_lengths"][j])].float().cpu()
+            for j, sample in enumerate(chunk):
+                self._behaviour[sample["index"]] = (
+                    logps[j, : int(batch["completion_lengths"][j])].float().cpu()
+                )
         model.train(was_training)
 
     # --- batching ---------------------------------------------------------------------------------
@@ -502,9 +501,9 @@ class LightningRLTrainer(MeteredMixin, Trainer):
         for j, i in enumerate(index):
             if bool(has_stored[j]):
                 continue
-            if i not in self._first_seen:
-                self._first_seen[i] = old[j, : int(lengths[j])].detach().cpu()
-            behaviour[j, : int(lengths[j])] = self._first_seen[i].to(behaviour.device)
+            if i not in self._behaviour:
+                self._behaviour[i] = old[j, : int(lengths[j])].detach().cpu()
+            behaviour[j, : int(lengths[j])] = self._behaviour[i].to(behaviour.device)
         is_ratio = None
         if args.importance_sampling_mode != "none":
             is_ratio = L.importance_sampling_ratio(
